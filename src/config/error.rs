@@ -1,0 +1,138 @@
+//! Config errors: each one names the file, the line and column, the key path and what is wrong.
+
+use super::yaml::Mark;
+use std::fmt;
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as the user named it.
+    pub file: String,
+    /// Where in the file; `None` for problems with the file as a whole (unreadable, say).
+    pub mark: Option<Mark>,
+    /// Key path such as `upstreams.app.servers[1].weight`; empty at the top level.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mark {
+            Some(m) => write!(f, "{}:{}:{}: ", self.file, m.line, m.col)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in one load, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A problem before the file name is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub mark: Mark,
+    pub path: String,
+    pub message: String,
+}
+
+/// Collects issues; the config layers report into it and never stop at the first problem.
+#[derive(Debug, Default)]
+pub struct Issues(Vec<Issue>);
+
+impl Issues {
+    pub fn push(&mut self, mark: Mark, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue {
+            mark,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Attach the file name; sorted by position so the output reads top to bottom.
+    pub fn into_errors(mut self, file: &str) -> ConfigErrors {
+        self.0
+            .sort_by_key(|i| (i.mark.line, i.mark.col, i.path.clone()));
+        self.0.dedup();
+        ConfigErrors(
+            self.0
+                .into_iter()
+                .map(|i| ConfigError {
+                    file: file.to_string(),
+                    mark: Some(i.mark),
+                    path: i.path,
+                    message: i.message,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The closest candidate to a misspelt name, if one is close enough to be a plausible typo.
+pub fn suggest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let given_l = given.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&given_l, &c.to_ascii_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// `; did you mean `x`?` or nothing.
+pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    match suggest(given, candidates) {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let keys = ["listen", "admin", "threads", "upstreams", "routes"];
+        assert_eq!(suggest("lisen", keys), Some("listen"));
+        assert_eq!(suggest("upstream", keys), Some("upstreams"));
+        assert_eq!(suggest("Threads", keys), Some("threads"));
+        assert_eq!(suggest("zzzz", keys), None);
+    }
+
+    #[test]
+    fn display_has_file_line_col_and_path() {
+        let mut issues = Issues::default();
+        issues.push(Mark { line: 3, col: 5 }, "admin.lisen", "unknown key");
+        let errs = issues.into_errors("conf.yaml");
+        assert_eq!(errs.to_string(), "conf.yaml:3:5: admin.lisen: unknown key");
+    }
+}

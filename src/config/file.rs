@@ -1,0 +1,190 @@
+//! The config file exactly as written: serde structs mirroring the YAML of SPEC §2.
+//!
+//! Nothing here is used at runtime. Durations, sizes, addresses and policies stay text; every
+//! field is optional so that [`super::de`] can keep reading after a bad value, and
+//! [`super::validate`] decides defaults and turns all of it into the typed [`super::Config`].
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<OneOrMany>,
+    pub admin: Option<FileAdmin>,
+    pub threads: Option<u32>,
+    pub shutdown_grace: Option<String>,
+    pub watch: Option<bool>,
+    pub access_log: Option<String>,
+    pub access_log_format: Option<LogFormat>,
+    pub limits: Option<FileLimits>,
+    pub upstreams: Option<Ordered<FileUpstream>>,
+    pub routes: Option<Vec<FileRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Combined,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_header_bytes: Option<String>,
+    pub max_body_bytes: Option<String>,
+    pub header_read_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceName {
+    LeastConn,
+    RoundRobin,
+    Random,
+    Hash,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    pub balance: Option<BalanceName>,
+    pub hash_key: Option<String>,
+    pub servers: Option<Vec<FileServer>>,
+    pub timeouts: Option<FileTimeouts>,
+    pub keepalive: Option<FileKeepalive>,
+    pub retry: Option<FileRetry>,
+    pub circuit_breaker: Option<FileBreaker>,
+    pub health_check: Option<FileHealthCheck>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    pub addr: Option<String>,
+    pub weight: Option<u32>,
+    pub max_conns: Option<u32>,
+    pub backup: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTimeouts {
+    pub connect: Option<String>,
+    pub read: Option<String>,
+    pub write: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileKeepalive {
+    pub idle: Option<u32>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetry {
+    pub on: Option<Vec<String>>,
+    pub tries: Option<u32>,
+    pub timeout: Option<String>,
+    pub buffer: Option<String>,
+    pub budget_percent: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBreaker {
+    pub failures: Option<u32>,
+    pub open_for: Option<String>,
+    pub max_open_for: Option<String>,
+    pub half_open_requests: Option<u32>,
+    pub on: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHealthCheck {
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub healthy_after: Option<u32>,
+    pub unhealthy_after: Option<u32>,
+    pub expect_status: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRoute {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub upstream: Option<String>,
+}
+
+/// `listen: "a:1"` or `listen: ["a:1", "b:2"]`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address or a list of addresses")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![s.to_string()]))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![n.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A mapping whose entries keep their file order (pools are shown in the order written).
+#[derive(Debug)]
+pub struct Ordered<T>(pub Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered<T>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((k, v)) = map.next_entry::<String, T>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}

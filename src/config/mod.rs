@@ -1,0 +1,351 @@
+//! Configuration: the YAML file (SPEC §2) read in two layers.
+//!
+//! `yaml` parses text into a positioned tree, `de` fills the serde structs of `file` from it,
+//! `validate` turns those into the typed [`Config`] below, collecting every error with its
+//! `file:line:col`. Nothing here touches the network or the running proxy: [`load`] is what
+//! `switchyard check` runs, and what every reload runs before anything is swapped.
+
+pub mod de;
+pub mod error;
+pub mod file;
+pub mod units;
+pub mod validate;
+pub mod yaml;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use file::LogFormat;
+pub use units::StatusRange;
+
+use http::HeaderName;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Read, parse and validate a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: shown.clone(),
+            mark: None,
+            path: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    load_str(&text, &shown, path.to_path_buf())
+}
+
+/// Parse and validate config text; `shown` is the file name used in error messages.
+pub fn load_str(text: &str, shown: &str, source: PathBuf) -> Result<Config, ConfigErrors> {
+    let root = yaml::parse(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: shown.to_string(),
+            mark: Some(e.mark),
+            path: String::new(),
+            message: format!("invalid YAML: {}", e.message),
+        }])
+    })?;
+    let mut issues = error::Issues::default();
+    let parsed: Option<file::FileConfig> = de::from_node(&root, &mut issues);
+    let file = parsed.unwrap_or_default();
+    let config = validate::validate(&file, &root, &mut issues, source);
+    match config {
+        Some(c) if issues.is_empty() => Ok(c),
+        _ => Err(issues.into_errors(shown)),
+    }
+}
+
+/// The validated configuration. Immutable; a reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from.
+    pub source: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    /// Worker threads as configured; 0 means one per CPU core (see [`Config::worker_threads`]).
+    pub threads: usize,
+    pub shutdown_grace: Duration,
+    pub watch: bool,
+    pub access_log: AccessLog,
+    pub access_log_format: LogFormat,
+    pub limits: Limits,
+    /// Pools in file order.
+    pub upstreams: Vec<Upstream>,
+    /// Routes in file order; empty means "everything to the only pool".
+    pub routes: Vec<Route>,
+}
+
+impl Config {
+    /// The number of proxy worker threads to run.
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    /// `None` = unlimited.
+    pub max_body_bytes: Option<u64>,
+    pub header_read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub balance: Balance,
+    pub servers: Vec<ServerConfig>,
+    pub timeouts: Timeouts,
+    pub keepalive: Keepalive,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    LeastConn,
+    RoundRobin,
+    Random,
+    Hash(HashKey),
+}
+
+impl Balance {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Balance::LeastConn => "least_conn",
+            Balance::RoundRobin => "round_robin",
+            Balance::Random => "random",
+            Balance::Hash(_) => "hash",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    Header(HeaderName),
+    Cookie(String),
+    Path,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The address as configured; it names the server in metrics, logs and `/status`.
+    pub addr: String,
+    /// The address it resolved to at load time.
+    pub socket: SocketAddr,
+    pub weight: Weight,
+    /// `None` = unlimited.
+    pub max_conns: Option<NonZeroU32>,
+    pub backup: bool,
+}
+
+/// A server weight, 1 to 1000 (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Weight(NonZeroU32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("weight must be from 1 to {max}, found {0}", max = Weight::MAX)]
+pub struct WeightError(pub u32);
+
+impl Weight {
+    pub const MAX: u32 = 1000;
+
+    pub fn try_new(n: u32) -> Result<Weight, WeightError> {
+        match NonZeroU32::new(n) {
+            Some(w) if n <= Self::MAX => Ok(Weight(w)),
+            _ => Err(WeightError(n)),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl Default for Weight {
+    fn default() -> Self {
+        Weight(NonZeroU32::MIN)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle upstream connections kept for this pool; 0 disables upstream keepalive.
+    pub idle: usize,
+    pub timeout: Duration,
+}
+
+/// What can happen to one attempt, as far as retries and breakers care (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response head arrived and its status is not listed as a failure.
+    Success,
+    /// Connect refused/reset, or the connection closed before a full response head.
+    Error,
+    /// Connect or read timeout before the response head.
+    Timeout,
+    /// A malformed response head.
+    InvalidHeader,
+    /// A response with this status.
+    Status(u16),
+}
+
+/// A set of outcomes: `error`, `timeout`, `invalid_header` and `http_NNN` for 400..=599.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeSet {
+    flags: u8,
+    statuses: [u64; 4],
+}
+
+impl OutcomeSet {
+    const ERROR: u8 = 1;
+    const TIMEOUT: u8 = 2;
+    const INVALID_HEADER: u8 = 4;
+
+    /// Parse one `on:` entry; `Err` is the message for the user.
+    pub fn insert_name(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "error" => self.flags |= Self::ERROR,
+            "timeout" => self.flags |= Self::TIMEOUT,
+            "invalid_header" => self.flags |= Self::INVALID_HEADER,
+            _ => {
+                let code = name
+                    .strip_prefix("http_")
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .filter(|c| (400..=599).contains(c))
+                    .ok_or_else(|| format!("unknown condition `{name}`"))?;
+                let i = usize::from(code - 400);
+                self.statuses[i / 64] |= 1 << (i % 64);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn contains(&self, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Success => false,
+            Outcome::Error => self.flags & Self::ERROR != 0,
+            Outcome::Timeout => self.flags & Self::TIMEOUT != 0,
+            Outcome::InvalidHeader => self.flags & Self::INVALID_HEADER != 0,
+            Outcome::Status(code) => {
+                if !(400..=599).contains(&code) {
+                    return false;
+                }
+                let i = usize::from(code - 400);
+                self.statuses[i / 64] & (1 << (i % 64)) != 0
+            }
+        }
+    }
+
+    /// Whether any `http_NNN` is listed (the proxy then has to look at statuses at all).
+    pub fn has_statuses(&self) -> bool {
+        self.statuses.iter().any(|w| *w != 0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub on: OutcomeSet,
+    /// `non_idempotent` listed: replay POST & co. even after they were sent.
+    pub non_idempotent: bool,
+    /// Total attempts including the first.
+    pub tries: NonZeroU32,
+    /// Budget for all attempts together; `None` = no limit.
+    pub timeout: Option<Duration>,
+    /// Request bodies up to this size are kept for replay.
+    pub buffer: usize,
+    /// Retries in flight may not exceed this percentage of requests in flight (floor of 3).
+    pub budget_percent: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    pub failures: NonZeroU32,
+    pub open_for: Duration,
+    pub max_open_for: Duration,
+    pub half_open_requests: NonZeroU32,
+    pub on: OutcomeSet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_after: NonZeroU32,
+    pub unhealthy_after: NonZeroU32,
+    pub expect_status: StatusRange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Any,
+    /// Lower-case host without port.
+    Exact(String),
+    /// `*.example.com` is stored as `.example.com`.
+    Wildcard(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub host: HostMatch,
+    pub path: String,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_bounds() {
+        assert!(Weight::try_new(0).is_err());
+        assert_eq!(Weight::try_new(1).unwrap().get(), 1);
+        assert_eq!(Weight::try_new(1000).unwrap().get(), 1000);
+        assert_eq!(
+            Weight::try_new(1001).unwrap_err().to_string(),
+            "weight must be from 1 to 1000, found 1001"
+        );
+    }
+
+    #[test]
+    fn outcome_sets() {
+        let mut s = OutcomeSet::default();
+        s.insert_name("error").unwrap();
+        s.insert_name("http_503").unwrap();
+        assert!(s.contains(Outcome::Error));
+        assert!(!s.contains(Outcome::Timeout));
+        assert!(s.contains(Outcome::Status(503)));
+        assert!(!s.contains(Outcome::Status(502)));
+        assert!(!s.contains(Outcome::Status(200)));
+        assert!(s.has_statuses());
+        assert!(s.insert_name("http_200").is_err());
+        assert!(s.insert_name("bogus").is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! switchyard: a layer-7 HTTP reverse proxy and load balancer on pingora, configured by one
+//! YAML file. The binary (`src/main.rs`) is a thin CLI over these modules; `tests/` and
+//! `benches/` use them directly.
+
+pub mod config;
