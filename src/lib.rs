@@ -3,3 +3,6 @@
 //! `benches/` use them directly.
 
 pub mod config;
+pub mod upstream;
+pub mod access_log;
+pub mod state;

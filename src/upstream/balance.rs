@@ -1,0 +1,538 @@
+//! Server selection: `least_conn`, `round_robin`, `random` and consistent `hash`.
+//!
+//! Pure selection over a pool's servers and their live counters; the proxy supplies the
+//! request's hash key and the set of servers it already tried. Rules (SPEC §3):
+//!
+//! - a server is *eligible* when the pool's eligibility test passes (healthy, breaker, ...),
+//!   it has room under `max_conns`, and this request has not tried it yet;
+//! - `backup` servers are used only when no primary server is eligible;
+//! - when every server has been tried, tried servers become eligible again.
+//!
+//! **Weighted least-connections.** The load of a server is `active / weight`, compared by
+//! cross-multiplication, where `active` counts requests in flight from every worker thread.
+//! Servers of equal load share traffic by smooth weighted round-robin, so idle servers are
+//! picked in weight ratio (3/3/2 weights give a 3:3:2 split to a sequential client). This is
+//! nginx's `least_conn`; SPEC §3 writes the load as `(active + 1) / weight`, which would send
+//! every request of a sequential client to the heaviest server and contradict its own "equal-load
+//! servers still share traffic in weight ratio", so we compare `active / weight` and document it.
+//!
+//! The pick and the in-flight increment happen under the pool's lock, so two threads can never
+//! both see a server as least loaded and overshoot it: the count is exact across threads. The
+//! lock is held for one pass over the pool and never across an `.await`.
+
+use super::server::{InFlightGuard, Server};
+use crate::config::{Balance, HashKey};
+use pingora_ketama::{Bucket, Continuum};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+/// The servers a request has already been sent to (indices into the pool).
+#[derive(Debug, Clone, Default)]
+pub struct Tried {
+    /// Indices 0..64, inline: most pools are small.
+    small: u64,
+    /// Indices 64.., allocated only for big pools.
+    large: Vec<u64>,
+    count: usize,
+}
+
+impl Tried {
+    pub fn insert(&mut self, i: usize) {
+        if self.contains(i) {
+            return;
+        }
+        if i < 64 {
+            self.small |= 1 << i;
+        } else {
+            let w = i / 64 - 1;
+            if self.large.len() <= w {
+                self.large.resize(w + 1, 0);
+            }
+            self.large[w] |= 1 << (i % 64);
+        }
+        self.count += 1;
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        if i < 64 {
+            self.small & (1 << i) != 0
+        } else {
+            self.large
+                .get(i / 64 - 1)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+}
+
+/// The per-pool selection state.
+#[derive(Debug)]
+pub enum Balancer {
+    /// Smooth weighted round-robin `current` weights, used to break least-conn ties.
+    LeastConn(Mutex<Vec<i64>>),
+    RoundRobin(Mutex<Vec<i64>>),
+    Random,
+    Hash(Box<HashRing>),
+}
+
+/// Consistent hashing over the primary servers, and separately over the backups; nginx's
+/// ketama ring (160 points per weight unit), so a server leaving moves only its own keys.
+pub struct HashRing {
+    pub key: HashKey,
+    primaries: Continuum,
+    backups: Continuum,
+    index_of: HashMap<SocketAddr, usize>,
+}
+
+impl std::fmt::Debug for HashRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashRing")
+            .field("key", &self.key)
+            .field("servers", &self.index_of.len())
+            .finish()
+    }
+}
+
+/// What a pick needs to know about the request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PickInput<'a> {
+    /// The bytes to hash for `balance: hash`; `None` when the key is absent from the request
+    /// (then a weighted random server is used, as HAProxy falls back when a hash header is
+    /// missing, instead of piling every such request onto one server).
+    pub hash_key: Option<&'a [u8]>,
+}
+
+impl Balancer {
+    pub fn new(balance: &Balance, servers: &[Server]) -> Balancer {
+        match balance {
+            Balance::LeastConn => Balancer::LeastConn(Mutex::new(vec![0; servers.len()])),
+            Balance::RoundRobin => Balancer::RoundRobin(Mutex::new(vec![0; servers.len()])),
+            Balance::Random => Balancer::Random,
+            Balance::Hash(key) => {
+                let ring = |backup: bool| {
+                    let buckets: Vec<Bucket> = servers
+                        .iter()
+                        .filter(|s| s.config.backup == backup)
+                        .map(|s| Bucket::new(s.config.socket, s.weight()))
+                        .collect();
+                    Continuum::new(&buckets)
+                };
+                Balancer::Hash(Box::new(HashRing {
+                    key: key.clone(),
+                    primaries: ring(false),
+                    backups: ring(true),
+                    index_of: servers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.config.socket, i))
+                        .collect(),
+                }))
+            }
+        }
+    }
+
+    pub fn hash_key(&self) -> Option<&HashKey> {
+        match self {
+            Balancer::Hash(r) => Some(&r.key),
+            _ => None,
+        }
+    }
+
+    /// Choose a server and count the request in flight to it.
+    ///
+    /// `eligible(i)` is the pool's own test (health, breaker); room under `max_conns`, the
+    /// tried set and the backup rule are applied here.
+    pub fn pick(
+        &self,
+        servers: &[Server],
+        input: PickInput<'_>,
+        tried: &Tried,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<(usize, InFlightGuard)> {
+        let passes: &[bool] = if tried.is_empty() {
+            &[false]
+        } else {
+            &[false, true]
+        };
+        for &allow_tried in passes {
+            for backup in [false, true] {
+                let ok = |i: usize| {
+                    let s = &servers[i];
+                    s.config.backup == backup
+                        && (allow_tried || !tried.contains(i))
+                        && s.stats.has_room(s.config.max_conns)
+                        && eligible(i)
+                };
+                // A lost race for the last `max_conns` slot makes the server ineligible; try
+                // again a few times rather than fail the request.
+                for _ in 0..4 {
+                    let picked = match self {
+                        Balancer::LeastConn(state) => {
+                            let mut cur = lock(state);
+                            least_conn(servers, &mut cur, &ok)
+                                .and_then(|i| acquire(servers, i))
+                        }
+                        Balancer::RoundRobin(state) => {
+                            let mut cur = lock(state);
+                            smooth_wrr(servers, &mut cur, &ok).and_then(|i| acquire(servers, i))
+                        }
+                        Balancer::Random => {
+                            weighted_random(servers, &ok).and_then(|i| acquire(servers, i))
+                        }
+                        Balancer::Hash(ring) => match input.hash_key {
+                            Some(key) => ring
+                                .lookup(key, backup, servers.len(), &ok)
+                                .and_then(|i| acquire(servers, i)),
+                            None => {
+                                weighted_random(servers, &ok).and_then(|i| acquire(servers, i))
+                            }
+                        },
+                    };
+                    match picked {
+                        Some(p) => return Some(p),
+                        None if (0..servers.len()).any(&ok) => continue,
+                        None => break,
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn lock(m: &Mutex<Vec<i64>>) -> std::sync::MutexGuard<'_, Vec<i64>> {
+    // The state is a vector of integers that is valid whatever a panicking holder left in it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn acquire(servers: &[Server], i: usize) -> Option<(usize, InFlightGuard)> {
+    let s = &servers[i];
+    s.stats.try_acquire(s.config.max_conns).map(|g| (i, g))
+}
+
+/// Least `active / weight`; ties by smooth weighted round-robin over the tied servers.
+fn least_conn(servers: &[Server], cur: &mut [i64], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
+    // Pass 1: the least load, as (active, weight) compared by cross-multiplication.
+    let mut best: Option<(u64, u64)> = None;
+    for (i, s) in servers.iter().enumerate() {
+        if !ok(i) {
+            continue;
+        }
+        let (a, w) = (u64::from(s.stats.in_flight()), u64::from(s.weight()));
+        match best {
+            Some((ba, bw)) if a * bw >= ba * w => {}
+            _ => best = Some((a, w)),
+        }
+    }
+    let (ba, bw) = best?;
+    // Pass 2: smooth WRR among the servers at that load.
+    let mut total = 0i64;
+    let mut pick: Option<usize> = None;
+    for (i, s) in servers.iter().enumerate() {
+        if !ok(i) {
+            continue;
+        }
+        let (a, w) = (u64::from(s.stats.in_flight()), u64::from(s.weight()));
+        if a * bw != ba * w {
+            continue;
+        }
+        let w = i64::from(s.weight());
+        cur[i] += w;
+        total += w;
+        if pick.is_none_or(|p| cur[i] > cur[p]) {
+            pick = Some(i);
+        }
+    }
+    let p = pick?;
+    cur[p] -= total;
+    Some(p)
+}
+
+/// nginx's smooth weighted round-robin over the eligible servers.
+fn smooth_wrr(servers: &[Server], cur: &mut [i64], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
+    let mut total = 0i64;
+    let mut pick: Option<usize> = None;
+    for (i, s) in servers.iter().enumerate() {
+        if !ok(i) {
+            continue;
+        }
+        let w = i64::from(s.weight());
+        cur[i] += w;
+        total += w;
+        if pick.is_none_or(|p| cur[i] > cur[p]) {
+            pick = Some(i);
+        }
+    }
+    let p = pick?;
+    cur[p] -= total;
+    Some(p)
+}
+
+/// One pass of weighted reservoir sampling: each eligible server is kept with probability
+/// `weight / weight so far`, which picks it with probability `weight / total`.
+fn weighted_random(servers: &[Server], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
+    let mut total = 0u64;
+    let mut pick = None;
+    for (i, s) in servers.iter().enumerate() {
+        if !ok(i) {
+            continue;
+        }
+        let w = u64::from(s.weight());
+        total += w;
+        if fastrand::u64(0..total) < w {
+            pick = Some(i);
+        }
+    }
+    pick
+}
+
+impl HashRing {
+    /// Walk the ring from the key's point to the first eligible server.
+    fn lookup(
+        &self,
+        key: &[u8],
+        backup: bool,
+        n_servers: usize,
+        ok: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if !(0..n_servers).any(ok) {
+            return None;
+        }
+        let ring = if backup { &self.backups } else { &self.primaries };
+        ring.node_iter(key)
+            .take(ring_len_hint(n_servers))
+            .filter_map(|addr| self.index_of.get(addr).copied())
+            .find(|&i| ok(i))
+    }
+}
+
+/// Points to walk before giving up: every server has at least 160 points, so this many steps
+/// find any eligible server with overwhelming probability while bounding the worst case.
+fn ring_len_hint(n_servers: usize) -> usize {
+    n_servers.saturating_mul(160 * 8).max(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ServerConfig, Weight};
+    use crate::upstream::server::ServerStats;
+    use std::num::NonZeroU32;
+    use std::sync::Arc;
+
+    fn pool(weights: &[u32]) -> Vec<Server> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Server {
+                config: ServerConfig {
+                    addr: format!("10.0.0.{}:80", i + 1),
+                    socket: format!("10.0.0.{}:80", i + 1).parse().unwrap(),
+                    weight: Weight::try_new(*w).unwrap(),
+                    max_conns: None,
+                    backup: false,
+                },
+                stats: Arc::new(ServerStats::default()),
+            })
+            .collect()
+    }
+
+    /// Sequential picks (each released before the next): counts per server.
+    fn sequential(b: &Balancer, servers: &[Server], n: usize) -> Vec<usize> {
+        let mut counts = vec![0; servers.len()];
+        for _ in 0..n {
+            let (i, g) = b
+                .pick(servers, PickInput::default(), &Tried::default(), &|_| true)
+                .unwrap();
+            counts[i] += 1;
+            drop(g);
+        }
+        counts
+    }
+
+    #[test]
+    fn least_conn_idle_servers_share_in_weight_ratio() {
+        for weights in [&[3, 3, 2][..], &[1, 1, 1], &[5, 1], &[1, 2, 3, 4], &[1000, 1]] {
+            let servers = pool(weights);
+            let b = Balancer::new(&Balance::LeastConn, &servers);
+            let total: u32 = weights.iter().sum();
+            let n = total as usize * 10;
+            let counts = sequential(&b, &servers, n);
+            let want: Vec<usize> = weights.iter().map(|w| *w as usize * 10).collect();
+            assert_eq!(counts, want, "weights {weights:?}");
+        }
+    }
+
+    #[test]
+    fn smooth_wrr_interleaves() {
+        let servers = pool(&[5, 1, 1]);
+        let b = Balancer::new(&Balance::RoundRobin, &servers);
+        let mut seq = Vec::new();
+        for _ in 0..7 {
+            let (i, _g) = b
+                .pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
+                .unwrap();
+            seq.push(i);
+        }
+        // nginx's documented sequence for weights 5,1,1: a a b a c a a
+        assert_eq!(seq, vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn least_conn_prefers_the_less_loaded_relative_to_weight() {
+        let servers = pool(&[2, 1]);
+        let b = Balancer::new(&Balance::LeastConn, &servers);
+        // Hold 3 on the weight-2 server and 1 on the weight-1 server: loads 1.5 and 1.0.
+        let _held: Vec<_> = (0..3)
+            .map(|_| servers[0].stats.try_acquire(None).unwrap())
+            .chain(std::iter::once(servers[1].stats.try_acquire(None).unwrap()))
+            .collect();
+        let (i, _g) = b
+            .pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
+            .unwrap();
+        assert_eq!(i, 1);
+    }
+
+    #[test]
+    fn ties_are_broken_between_equally_loaded_servers() {
+        let servers = pool(&[1, 1, 1]);
+        let b = Balancer::new(&Balance::LeastConn, &servers);
+        // Concurrent picks without release: each new request goes to a least-loaded server,
+        // so after 9 picks every server holds exactly 3.
+        let guards: Vec<_> = (0..9)
+            .map(|_| {
+                b.pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
+                    .unwrap()
+            })
+            .collect();
+        assert!(servers.iter().all(|s| s.stats.in_flight() == 3));
+        drop(guards);
+        assert!(servers.iter().all(|s| s.stats.in_flight() == 0));
+    }
+
+    #[test]
+    fn backups_only_when_no_primary_is_eligible() {
+        let mut servers = pool(&[1, 1, 1]);
+        servers[2].config.backup = true;
+        for balance in [Balance::LeastConn, Balance::RoundRobin, Balance::Random, Balance::Hash(HashKey::Path)] {
+            let b = Balancer::new(&balance, &servers);
+            let input = PickInput { hash_key: Some(b"/x") };
+            for _ in 0..20 {
+                let (i, _) = b.pick(&servers, input, &Tried::default(), &|_| true).unwrap();
+                assert_ne!(i, 2, "{balance:?}");
+            }
+            let (i, _) = b.pick(&servers, input, &Tried::default(), &|i| i == 2).unwrap();
+            assert_eq!(i, 2, "{balance:?}");
+            // Nothing eligible at all.
+            assert!(b.pick(&servers, input, &Tried::default(), &|_| false).is_none());
+        }
+    }
+
+    #[test]
+    fn max_conns_skips_full_servers() {
+        let mut servers = pool(&[10, 1]);
+        servers[0].config.max_conns = NonZeroU32::new(2);
+        let b = Balancer::new(&Balance::LeastConn, &servers);
+        let held: Vec<_> = (0..6)
+            .map(|_| {
+                b.pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(servers[0].stats.in_flight(), 2);
+        assert_eq!(servers[1].stats.in_flight(), 4);
+        drop(held);
+    }
+
+    #[test]
+    fn tried_servers_are_skipped_until_all_were_tried() {
+        let servers = pool(&[1, 1, 1]);
+        for balance in [Balance::LeastConn, Balance::RoundRobin, Balance::Random, Balance::Hash(HashKey::Path)] {
+            let b = Balancer::new(&balance, &servers);
+            let input = PickInput { hash_key: Some(b"k") };
+            let mut tried = Tried::default();
+            for _ in 0..3 {
+                let (i, _) = b.pick(&servers, input, &tried, &|_| true).unwrap();
+                assert!(!tried.contains(i), "{balance:?}");
+                tried.insert(i);
+            }
+            assert_eq!(tried.len(), 3);
+            assert!(b.pick(&servers, input, &tried, &|_| true).is_some(), "{balance:?}");
+        }
+    }
+
+    #[test]
+    fn tried_set_handles_big_pools() {
+        let mut t = Tried::default();
+        for i in [0, 63, 64, 200, 200] {
+            t.insert(i);
+        }
+        assert_eq!(t.len(), 4);
+        assert!(t.contains(200) && t.contains(64) && !t.contains(65) && !t.contains(1000));
+    }
+
+    #[test]
+    fn random_follows_weights() {
+        let servers = pool(&[3, 1]);
+        let b = Balancer::new(&Balance::Random, &servers);
+        let counts = sequential(&b, &servers, 40_000);
+        let share = counts[0] as f64 / 40_000.0;
+        assert!((0.72..0.78).contains(&share), "{counts:?}");
+    }
+
+    #[test]
+    fn consistent_hash_moves_only_the_removed_servers_keys() {
+        let servers = pool(&[1, 1, 1, 1, 1]);
+        let b = Balancer::new(&Balance::Hash(HashKey::ClientIp), &servers);
+        let keys: Vec<String> = (0..2000).map(|i| format!("192.168.{}.{}", i / 250, i % 250)).collect();
+        let before: Vec<SocketAddr> = keys
+            .iter()
+            .map(|k| {
+                let (i, _) = b
+                    .pick(&servers, PickInput { hash_key: Some(k.as_bytes()) }, &Tried::default(), &|_| true)
+                    .unwrap();
+                servers[i].config.socket
+            })
+            .collect();
+        // Same key, same server, every time.
+        let (again, _) = b
+            .pick(&servers, PickInput { hash_key: Some(keys[7].as_bytes()) }, &Tried::default(), &|_| true)
+            .unwrap();
+        assert_eq!(servers[again].config.socket, before[7]);
+        // Each server gets a fair share.
+        for s in &servers {
+            let n = before.iter().filter(|a| **a == s.config.socket).count();
+            assert!((250..=550).contains(&n), "{} got {n} of 2000", s.config.addr);
+        }
+        // Remove server 2 (a new pool without it, as a reload builds).
+        let removed = servers[2].config.socket;
+        let fewer: Vec<Server> = servers.iter().filter(|s| s.config.socket != removed).cloned().collect();
+        let b2 = Balancer::new(&Balance::Hash(HashKey::ClientIp), &fewer);
+        for (k, old) in keys.iter().zip(&before) {
+            let (i, _) = b2
+                .pick(&fewer, PickInput { hash_key: Some(k.as_bytes()) }, &Tried::default(), &|_| true)
+                .unwrap();
+            let new = fewer[i].config.socket;
+            if *old != removed {
+                assert_eq!(new, *old, "key {k} moved although its server stayed");
+            }
+        }
+        // Marking a server ineligible (not removing it) behaves the same way.
+        for (k, old) in keys.iter().zip(&before) {
+            let (i, _) = b
+                .pick(&servers, PickInput { hash_key: Some(k.as_bytes()) }, &Tried::default(), &|i| i != 2)
+                .unwrap();
+            if *old != removed {
+                assert_eq!(servers[i].config.socket, *old);
+            }
+        }
+    }
+}
