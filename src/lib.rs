@@ -6,3 +6,8 @@ pub mod config;
 pub mod upstream;
 pub mod access_log;
 pub mod state;
+pub mod admin;
+pub mod demo;
+pub mod lifecycle;
+pub mod proxy;
+pub mod run;

@@ -1,1 +1,173 @@
-fn main() {}
+//! The `switchyard` command line (SPEC §1): run, check, demo.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchyard::config::{self, Config};
+use switchyard::run::{RunOptions, run};
+
+const DEFAULT_CONFIG: &str = "/etc/switchyard/switchyard.yaml";
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A layer-7 HTTP reverse proxy and load balancer, configured by one YAML file",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Check the configuration and exit (same as `switchyard check`)
+    #[arg(short = 't', long = "test")]
+    test: bool,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// Config file [default: $SWITCHYARD_CONFIG, else /etc/switchyard/switchyard.yaml]
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Take over the listening sockets of a running switchyard (send it SIGQUIT)
+    #[arg(short = 'u', long)]
+    upgrade: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (the default)
+    Run(RunArgs),
+    /// Parse and validate the configuration; bind nothing
+    Check(ConfigArg),
+    /// Start three demo app servers and the proxy in front of them
+    Demo,
+    /// A demo app server (used by `demo`)
+    #[command(hide = true)]
+    DemoApp {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn config_path(arg: &ConfigArg) -> PathBuf {
+    arg.config
+        .clone()
+        .or_else(|| std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// The one-screen summary printed by `check`.
+fn summary(path: &std::path::Path, c: &Config) -> String {
+    let mut out = format!("{}: configuration is valid\n", path.display());
+    let listen: Vec<String> = c.listen.iter().map(ToString::to_string).collect();
+    out += &format!("  listen     {}\n", listen.join(", "));
+    out += &format!("  admin      {}\n", c.admin_listen);
+    let threads = if c.threads == 0 {
+        format!("auto ({} on this machine)", c.worker_threads())
+    } else {
+        c.threads.to_string()
+    };
+    out += &format!("  threads    {threads}\n");
+    out += &format!("  upstreams  {}\n", c.upstreams.len());
+    for u in &c.upstreams {
+        out += &format!("    {} ({}, {} servers)\n", u.name, u.balance.name(), u.servers.len());
+        for s in &u.servers {
+            let mut extra = String::new();
+            if s.backup {
+                extra += ", backup";
+            }
+            if let Some(m) = s.max_conns {
+                extra += &format!(", max_conns {m}");
+            }
+            let resolved = if s.addr == s.socket.to_string() {
+                String::new()
+            } else {
+                format!(" -> {}", s.socket)
+            };
+            out += &format!("      {}{resolved} (weight {}{extra})\n", s.addr, s.weight.get());
+        }
+    }
+    if c.routes.is_empty() {
+        let only = c.upstreams.first().map_or("-", |u| u.name.as_str());
+        out += &format!("  routes     none: all traffic goes to {only}\n");
+    } else {
+        out += &format!("  routes     {}\n", c.routes.len());
+        for r in &c.routes {
+            let host = match &r.host {
+                config::HostMatch::Any => "*".to_string(),
+                config::HostMatch::Exact(h) => h.clone(),
+                config::HostMatch::Wildcard(s) => format!("*{s}"),
+            };
+            out += &format!("    {host}{} -> {}\n", r.path, c.upstreams[r.upstream].name);
+        }
+    }
+    out
+}
+
+fn check(arg: &ConfigArg) -> ExitCode {
+    let path = config_path(arg);
+    match config::load(&path) {
+        Ok(c) => {
+            print!("{}", summary(&path, &c));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s); the configuration was not accepted", errors.0.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Check(arg)) => return check(&arg),
+        None if cli.test => return check(&cli.run.config),
+        Some(Command::DemoApp { listen, name }) => switchyard::demo::run_demo_app(&listen, &name),
+        Some(Command::Demo) => {
+            init_logging();
+            switchyard::demo::run_demo()
+        }
+        Some(Command::Run(args)) => run_proxy(&args),
+        None => run_proxy(&cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_proxy(args: &RunArgs) -> anyhow::Result<()> {
+    init_logging();
+    let path = config_path(&args.config);
+    run(RunOptions {
+        config_path: &path,
+        upgrade: args.upgrade,
+    })
+}

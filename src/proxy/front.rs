@@ -1,0 +1,457 @@
+//! The front door: every client connection passes through here before pingora parses it.
+//!
+//! pingora bounds a request head only at 1 MiB (answered `400`) and times out single reads, not
+//! the whole head, so a slowloris client sending one byte every few seconds is never cut off.
+//! [`FrontDoor`] wraps each accepted connection in a [`GuardedStream`] that watches the bytes
+//! of every request head as pingora reads them:
+//!
+//! - the whole head must arrive within `limits.header_read_timeout` (from the accept for the
+//!   first request, from its first byte for later keep-alive requests); past it the client gets
+//!   `408` and the connection is closed (a connection that sent nothing is closed silently, as
+//!   nginx does, so browsers' pre-opened connections never see an error page);
+//! - a head larger than `limits.max_header_bytes` gets `431` and the connection is closed
+//!   (RFC 6585 §5), after reading what the client already sent so the answer is not lost to a
+//!   TCP reset.
+//!
+//! The end of a head is found by scanning for the empty line (`CRLF CRLF`, or bare `LF`s, which
+//! pingora's parser also accepts); the proxy also marks the head complete once pingora has
+//! parsed it, which covers heads pingora parsed from pipelined bytes it already held.
+//!
+//! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
+//! HTTP/2 server.
+
+use crate::config::Limits;
+use crate::state::Store;
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    Stream, TimingDigest, UniqueID, UniqueIDType,
+};
+use pingora::proxy::{HttpProxy, ProxyHttp};
+use pingora::server::ShutdownWatch;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// RFC 9113 §3.4: the client connection preface of HTTP/2.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long an idle keep-alive connection is kept open between requests (nginx's default is
+/// 75 s; pingora's 60 s).
+pub const KEEPALIVE_IDLE_SECS: u64 = 60;
+
+/// Largest amount of a too-large head read and thrown away before answering `431`.
+const DRAIN_LIMIT: usize = 256 * 1024;
+
+const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
+const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large\n";
+
+/// Where the end-of-head scanner is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Before the request line (empty lines before it are skipped, RFC 9112 §2.2).
+    Start,
+    /// Inside a line.
+    Line,
+    /// Just after a line feed.
+    LineStart,
+    /// After a line feed and a carriage return.
+    LineStartCr,
+}
+
+/// Feed `bytes`; returns how many of them belong to the head if its end is among them.
+fn scan(state: &mut Scan, bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < bytes.len() {
+        match *state {
+            Scan::Line => match memchr::memchr(b'\n', &bytes[i..]) {
+                Some(off) => {
+                    i += off + 1;
+                    *state = Scan::LineStart;
+                    continue;
+                }
+                None => return None,
+            },
+            Scan::Start => {
+                if !matches!(bytes[i], b'\r' | b'\n') {
+                    *state = Scan::Line;
+                }
+            }
+            Scan::LineStart => match bytes[i] {
+                b'\n' => return Some(i + 1),
+                b'\r' => *state = Scan::LineStartCr,
+                _ => *state = Scan::Line,
+            },
+            Scan::LineStartCr => match bytes[i] {
+                b'\n' => return Some(i + 1),
+                _ => *state = Scan::Line,
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A client connection whose request heads are held to the size and time limits.
+pub struct GuardedStream {
+    inner: Stream,
+    /// Bytes read ahead while looking for the HTTP/2 preface, served before the socket.
+    replay: BytesMut,
+    limits: Limits,
+    in_head: bool,
+    /// Set by the proxy (through `&self`) once pingora has parsed the head.
+    head_parsed: AtomicBool,
+    head_bytes: usize,
+    head_seen_bytes: bool,
+    scan: Scan,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl std::fmt::Debug for GuardedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedStream")
+            .field("inner", &self.inner)
+            .field("in_head", &self.in_head)
+            .finish()
+    }
+}
+
+impl GuardedStream {
+    /// A freshly accepted connection: its first head is due `header_read_timeout` from now.
+    pub fn new(inner: Stream, limits: Limits) -> GuardedStream {
+        GuardedStream {
+            inner,
+            replay: BytesMut::new(),
+            limits,
+            in_head: true,
+            head_parsed: AtomicBool::new(false),
+            head_bytes: 0,
+            head_seen_bytes: false,
+            scan: Scan::Start,
+            deadline: Some(Box::pin(tokio::time::sleep(limits.header_read_timeout))),
+        }
+    }
+
+    /// The previous request is done; the next head's clock starts at its first byte.
+    pub fn next_request(&mut self) {
+        self.in_head = true;
+        self.head_parsed.store(false, Ordering::Relaxed);
+        self.head_bytes = 0;
+        self.head_seen_bytes = false;
+        self.scan = Scan::Start;
+        self.deadline = None;
+    }
+
+    /// Called by the proxy once pingora has parsed this request's head.
+    pub fn mark_head_parsed(&self) {
+        self.head_parsed.store(true, Ordering::Relaxed);
+    }
+
+    fn end_head(&mut self) {
+        self.in_head = false;
+        self.deadline = None;
+    }
+
+    /// Read the first bytes of the connection into the replay buffer: enough to tell an HTTP/2
+    /// preface from HTTP/1. `Ok(false)` when the client closed or sent nothing in time.
+    async fn read_start(&mut self) -> io::Result<bool> {
+        let deadline = Instant::now() + self.limits.header_read_timeout;
+        loop {
+            let n = match tokio::time::timeout_at(deadline, self.inner.read_buf(&mut self.replay)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    if !self.replay.is_empty() {
+                        let _ = tokio::io::AsyncWriteExt::write_all(&mut self.inner, RESPONSE_408).await;
+                    }
+                    return Ok(false);
+                }
+            };
+            if n == 0 {
+                return Ok(!self.replay.is_empty());
+            }
+            let have = self.replay.len().min(H2_PREFACE.len());
+            if self.replay[..have] != H2_PREFACE[..have] || self.replay.len() >= H2_PREFACE.len() {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn is_h2_preface(&self) -> bool {
+        self.replay.starts_with(H2_PREFACE)
+    }
+
+    /// Answer and fail the read: the connection is closed after this.
+    fn reject(&mut self, cx: &mut Context<'_>, response: &[u8], kind: io::ErrorKind, why: &str) -> Poll<io::Result<()>> {
+        if response == RESPONSE_431 {
+            // Read what the client already sent, so closing does not reset the connection
+            // before it reads our answer.
+            let mut scratch = [0u8; 8192];
+            let mut drained = 0;
+            while drained < DRAIN_LIMIT {
+                let mut rb = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) if !rb.filled().is_empty() => drained += rb.filled().len(),
+                    _ => break,
+                }
+            }
+        }
+        // Best effort: a fresh socket's send buffer takes this at once; if not, the client
+        // sees the connection close, which is what it would get anyway.
+        let _ = Pin::new(&mut self.inner).poll_write(cx, response);
+        self.deadline = None;
+        tracing::info!(client = ?self.inner.get_socket_digest().and_then(|d| d.peer_addr().cloned()), "{why}");
+        Poll::Ready(Err(io::Error::new(kind, why.to_string())))
+    }
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.in_head && this.head_parsed.load(Ordering::Relaxed) {
+            this.end_head();
+        }
+        if !this.in_head {
+            if !this.replay.is_empty() {
+                let n = this.replay.len().min(buf.remaining());
+                buf.put_slice(&this.replay.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+
+        if let Some(deadline) = this.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                if !this.head_seen_bytes {
+                    this.deadline = None;
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "idle connection")));
+                }
+                return this.reject(cx, RESPONSE_408, io::ErrorKind::TimedOut, "request head not received within header_read_timeout: 408");
+            }
+        }
+
+        let before = buf.filled().len();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+        } else {
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+        let new = &buf.filled()[before..];
+        if new.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        if !this.head_seen_bytes {
+            this.head_seen_bytes = true;
+            if this.deadline.is_none() {
+                this.deadline = Some(Box::pin(tokio::time::sleep(this.limits.header_read_timeout)));
+            }
+        }
+        let end = scan(&mut this.scan, new);
+        this.head_bytes += end.unwrap_or(new.len());
+        if this.head_bytes > this.limits.max_header_bytes {
+            return this.reject(cx, RESPONSE_431, io::ErrorKind::InvalidData, "request head larger than max_header_bytes: 431");
+        }
+        if end.is_some() {
+            this.end_head();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for GuardedStream {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for GuardedStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for GuardedStream {}
+
+impl GetTimingDigest for GuardedStream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for GuardedStream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+}
+
+impl GetSocketDigest for GuardedStream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for GuardedStream {
+    /// Serves pingora's HTTP/2 preface check from the bytes already read.
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        if self.replay.len() < buf.len() {
+            return Ok(false);
+        }
+        buf.copy_from_slice(&self.replay[..buf.len()]);
+        Ok(true)
+    }
+}
+
+/// The client address of a connection, for logs.
+pub fn peer_addr(stream: &Stream) -> Option<PSocketAddr> {
+    stream.get_socket_digest().and_then(|d| d.peer_addr().cloned())
+}
+
+/// The listening service's application: guards each connection, then lets pingora's proxy
+/// serve its requests one by one (keep-alive and pipelining included).
+pub struct FrontDoor<SV> {
+    proxy: Arc<HttpProxy<SV>>,
+    store: Store,
+}
+
+impl<SV> FrontDoor<SV> {
+    pub fn new(proxy: HttpProxy<SV>, store: Store) -> Self {
+        FrontDoor {
+            proxy: Arc::new(proxy),
+            store,
+        }
+    }
+}
+
+#[async_trait]
+impl<SV> ServerApp for FrontDoor<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let limits = self.store.load().config.limits;
+        let mut guarded = GuardedStream::new(stream, limits);
+
+        let mut stop = shutdown.clone();
+        let started = tokio::select! {
+            biased;
+            r = guarded.read_start() => r,
+            _ = stop.wait_for(|s| *s) => return None,
+        };
+        match started {
+            Ok(true) => {}
+            _ => return None,
+        }
+        if guarded.is_h2_preface() {
+            guarded.end_head();
+            return ServerApp::process_new(&self.proxy, Box::new(guarded), shutdown).await;
+        }
+
+        let mut session = ServerSession::new_http1(Box::new(guarded));
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(KEEPALIVE_IDLE_SECS) });
+        session.set_pipelining_enabled(true);
+        let mut result = self.proxy.process_new_http(session, shutdown).await;
+        while let Some((stream, settings)) = result.map(|r| r.consume()) {
+            let stream: Stream = match stream.into_any().downcast::<GuardedStream>() {
+                Ok(mut g) => {
+                    g.next_request();
+                    g
+                }
+                // Only GuardedStreams are handed to the proxy above.
+                Err(_) => return None,
+            };
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+            if *shutdown.borrow() {
+                session.set_keepalive(None);
+            }
+            result = self.proxy.process_new_http(session, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(chunks: &[&[u8]]) -> Option<(usize, usize)> {
+        let mut s = Scan::Start;
+        for (i, c) in chunks.iter().enumerate() {
+            if let Some(n) = scan(&mut s, c) {
+                return Some((i, n));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head() {
+        assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY"]), Some((0, 27)));
+        assert_eq!(scan_all(&[b"GET / HTTP/1.1\nHost: a\n\nBODY"]), Some((0, 24)));
+        // Split anywhere, even inside the final CRLF CRLF.
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for cut in 1..full.len() {
+            let (a, b) = full.split_at(cut);
+            let got = scan_all(&[a, b]);
+            let expected = if cut == full.len() { (0, cut) } else { (1, full.len() - cut) };
+            assert_eq!(got, Some(expected), "cut at {cut}");
+        }
+        // Leading empty lines are not the end of a head.
+        assert_eq!(scan_all(&[b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"]), Some((0, 22)));
+        assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), None);
+    }
+}

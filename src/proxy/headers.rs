@@ -1,0 +1,247 @@
+//! Request and response header rules of SPEC §3.
+//!
+//! Upstream requests: hop-by-hop fields are removed first (RFC 9110 §7.6.1: `Connection` and
+//! every field it names, plus `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Upgrade` and
+//! `HTTP2-Settings`), and only then are `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`,
+//! `X-Forwarded-Host` and `X-Request-Id` set, so a client can neither strip nor forge them
+//! through `Connection`. A WebSocket handshake (RFC 6455 §4.1) keeps `Upgrade: websocket` and
+//! `Connection: Upgrade`. The client's `Host` is passed through untouched.
+//!
+//! pingora has its own upstream header policy; the proxy switches it to `preserve` and applies
+//! these rules instead, because pingora rejects (rather than removes) some `Connection`
+//! nominations and strips `Proxy-Authorization`, which nginx forwards.
+
+use http::header::{self, HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use std::net::IpAddr;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+/// Hop-by-hop fields that are never forwarded as they are.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    HTTP2_SETTINGS,
+];
+
+/// Fields a `Connection` nomination must not remove: message framing and the target host are
+/// not the client's to drop at the proxy (dropping `Content-Length` would reframe the body).
+fn protected_from_nomination(name: &HeaderName) -> bool {
+    *name == header::HOST || *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING
+}
+
+/// `Upgrade: websocket` with `Connection: upgrade` on an HTTP/1.1 GET (RFC 6455 §4.1).
+pub fn is_websocket_upgrade(req: &RequestHeader) -> bool {
+    req.method == http::Method::GET
+        && req.version == http::Version::HTTP_11
+        && req
+            .headers
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && connection_tokens(req.headers.get_all(header::CONNECTION))
+            .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+}
+
+fn connection_tokens<'a>(
+    values: http::header::GetAll<'a, HeaderValue>,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    values
+        .into_iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// The fields named by `Connection` that are to be removed (all but framing and `Host`).
+/// Empty, and so not allocated, in the common case.
+fn nominated(headers: &http::HeaderMap) -> Vec<HeaderName> {
+    connection_tokens(headers.get_all(header::CONNECTION))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .filter(|n| !protected_from_nomination(n))
+        .collect()
+}
+
+/// Apply the upstream request rules to `req` (pingora's copy of the client request).
+pub fn prepare_upstream_request(
+    req: &mut RequestHeader,
+    client: Option<IpAddr>,
+    request_id: &HeaderValue,
+) -> pingora::Result<()> {
+    let websocket = is_websocket_upgrade(req);
+    let upgrade_value = websocket
+        .then(|| req.headers.get(header::UPGRADE).cloned())
+        .flatten();
+    for name in nominated(&req.headers) {
+        req.remove_header(&name);
+    }
+    for name in &HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    if let Some(upgrade) = upgrade_value {
+        req.insert_header(header::CONNECTION, HeaderValue::from_static("Upgrade"))?;
+        req.insert_header(header::UPGRADE, upgrade)?;
+    }
+
+    if let Some(ip) = client {
+        let ip_text = ip.to_string();
+        let mut xff = String::new();
+        for v in req.headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(s) = v.to_str() {
+                let s = s.trim();
+                if !s.is_empty() {
+                    xff.push_str(s);
+                    xff.push_str(", ");
+                }
+            }
+        }
+        xff.push_str(&ip_text);
+        req.insert_header(X_FORWARDED_FOR, xff)?;
+        req.insert_header(X_REAL_IP, ip_text)?;
+    }
+    req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
+    match req.headers.get(header::HOST).cloned() {
+        Some(host) => req.insert_header(X_FORWARDED_HOST, host)?,
+        None => {
+            req.remove_header(&X_FORWARDED_HOST);
+        }
+    }
+    req.insert_header(X_REQUEST_ID, request_id.clone())?;
+    Ok(())
+}
+
+/// Remove hop-by-hop fields from an upstream response before it goes to the client; a `101`
+/// keeps `Connection` and `Upgrade`, which complete the handshake.
+pub fn prepare_downstream_response(resp: &mut ResponseHeader) {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    for name in nominated(&resp.headers) {
+        resp.remove_header(&name);
+    }
+    for name in &HOP_BY_HOP {
+        resp.remove_header(name);
+    }
+}
+
+/// A client-supplied request id is kept when it is a reasonable token; otherwise a new one.
+pub fn acceptable_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+/// A new request id: 32 lowercase hex digits of randomness, like nginx's `$request_id`.
+pub fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = fastrand::u128(..);
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = HEX[((n >> (i * 4)) & 0xf) as usize];
+    }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn get<'a>(r: &'a RequestHeader, k: &str) -> Vec<&'a str> {
+        r.headers.get_all(k).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_removed_before_forwarded_headers_are_set() {
+        let mut r = req(&[
+            ("Host", "example.com"),
+            ("Connection", "keep-alive, X-Forwarded-For, X-Secret, Content-Length"),
+            ("X-Secret", "s"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAA"),
+            ("X-Forwarded-For", "1.1.1.1"),
+            ("Content-Length", "0"),
+        ]);
+        let id = HeaderValue::from_static("rid");
+        prepare_upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), &id).unwrap();
+        for gone in ["connection", "x-secret", "keep-alive", "te", "upgrade", "http2-settings"] {
+            assert!(get(&r, gone).is_empty(), "{gone} still there");
+        }
+        // Nominated X-Forwarded-For was removed, then ours set: the client's value is gone.
+        assert_eq!(get(&r, "x-forwarded-for"), vec!["10.0.0.9"]);
+        assert_eq!(get(&r, "content-length"), vec!["0"]);
+        assert_eq!(get(&r, "host"), vec!["example.com"]);
+        assert_eq!(get(&r, "x-forwarded-host"), vec!["example.com"]);
+        assert_eq!(get(&r, "x-real-ip"), vec!["10.0.0.9"]);
+        assert_eq!(get(&r, "x-forwarded-proto"), vec!["http"]);
+        assert_eq!(get(&r, "x-request-id"), vec!["rid"]);
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut r = req(&[("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-For", "2.2.2.2")]);
+        let id = HeaderValue::from_static("rid");
+        prepare_upstream_request(&mut r, Some("::1".parse().unwrap()), &id).unwrap();
+        assert_eq!(get(&r, "x-forwarded-for"), vec!["1.1.1.1, 2.2.2.2, ::1"]);
+    }
+
+    #[test]
+    fn websocket_upgrade_is_kept() {
+        let mut r = req(&[("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"), ("Sec-WebSocket-Key", "k")]);
+        assert!(is_websocket_upgrade(&r));
+        let id = HeaderValue::from_static("rid");
+        prepare_upstream_request(&mut r, None, &id).unwrap();
+        assert_eq!(get(&r, "upgrade"), vec!["websocket"]);
+        assert_eq!(get(&r, "connection"), vec!["Upgrade"]);
+        assert_eq!(get(&r, "sec-websocket-key"), vec!["k"]);
+    }
+
+    #[test]
+    fn response_hop_by_hop_removed_except_for_101() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Connection", "close, X-Internal").unwrap();
+        resp.append_header("X-Internal", "1").unwrap();
+        resp.append_header("Keep-Alive", "timeout=5").unwrap();
+        resp.append_header("Content-Type", "text/plain").unwrap();
+        prepare_downstream_response(&mut resp);
+        assert!(resp.headers.get("connection").is_none());
+        assert!(resp.headers.get("x-internal").is_none());
+        assert!(resp.headers.get("keep-alive").is_none());
+        assert!(resp.headers.get("content-type").is_some());
+        let mut up = ResponseHeader::build(101, None).unwrap();
+        up.append_header("Connection", "Upgrade").unwrap();
+        up.append_header("Upgrade", "websocket").unwrap();
+        prepare_downstream_response(&mut up);
+        assert!(up.headers.get("upgrade").is_some());
+    }
+
+    #[test]
+    fn request_ids() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(acceptable_request_id(&a));
+        assert!(!acceptable_request_id(&HeaderValue::from_static("has space")));
+        assert!(!acceptable_request_id(&HeaderValue::from_static("")));
+    }
+}

@@ -1,0 +1,57 @@
+//! Responses the proxy makes itself (SPEC §3): short `text/plain` bodies with the right status.
+
+use super::headers::X_REQUEST_ID;
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+/// The body for a status: its code and reason, one line.
+pub fn body_for(status: u16) -> &'static str {
+    match status {
+        400 => "400 Bad Request\n",
+        404 => "404 Not Found: no route for this host and path\n",
+        405 => "405 Method Not Allowed\n",
+        408 => "408 Request Timeout\n",
+        413 => "413 Content Too Large\n",
+        414 => "414 URI Too Long\n",
+        431 => "431 Request Header Fields Too Large\n",
+        500 => "500 Internal Server Error\n",
+        502 => "502 Bad Gateway\n",
+        503 => "503 Service Unavailable: no server available\n",
+        504 => "504 Gateway Timeout\n",
+        _ => "error\n",
+    }
+}
+
+/// Write a complete error response. `keepalive: false` closes the connection after it.
+pub async fn send_error(
+    session: &mut Session,
+    status: u16,
+    request_id: Option<&HeaderValue>,
+    retry_after: Option<u64>,
+    keepalive: bool,
+) -> Result<()> {
+    let body = body_for(status);
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    if let Some(id) = request_id {
+        resp.insert_header(X_REQUEST_ID, id.clone())?;
+    }
+    if let Some(secs) = retry_after {
+        resp.insert_header(http::header::RETRY_AFTER, secs)?;
+    }
+    if !keepalive {
+        session.set_keepalive(None);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session
+            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Build the pingora server from a validated config and run it until shutdown.
+
+use crate::access_log::AccessLogger;
+use crate::admin::Admin;
+use crate::config::{self, Config};
+use crate::lifecycle::{self, Signals};
+use crate::proxy::Switchyard;
+use crate::proxy::front::FrontDoor;
+use crate::state::{RuntimeState, Store};
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct RunOptions<'a> {
+    pub config_path: &'a Path,
+    /// Take over the listening sockets of a running switchyard (pingora's `--upgrade`).
+    pub upgrade: bool,
+}
+
+/// Load the config or print every error; `Err` carries only a summary.
+pub fn load_or_report(path: &Path) -> anyhow::Result<Config> {
+    match config::load(path) {
+        Ok(c) => Ok(c),
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            bail!("{} error(s) in {}", errors.0.len(), path.display())
+        }
+    }
+}
+
+/// Fail early, with a clear message, when a listen address is taken (pingora would panic).
+fn check_bindable(config: &Config) -> anyhow::Result<()> {
+    for addr in config.listen.iter().chain(std::iter::once(&config.admin_listen)) {
+        std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+    }
+    Ok(())
+}
+
+/// Per-instance file names for pingora's pid file and upgrade socket, so that two switchyards
+/// on one machine (with different listeners) never collide, and an upgrade finds its peer.
+fn instance_id(config: &Config) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    config.listen.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+pub fn server_conf(config: &Config) -> ServerConf {
+    let mut conf = ServerConf {
+        threads: config.worker_threads(),
+        // pingora waits this long for in-flight requests after SIGTERM; switchyard exits
+        // earlier when they are done (see lifecycle.rs). Rounded up to whole seconds.
+        grace_period_seconds: Some(config.shutdown_grace.as_millis().div_ceil(1000) as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        // pingora keeps one pool of idle upstream connections; its size is the sum of the
+        // pools' `keepalive.idle` at start.
+        upstream_keepalive_pool_size: config
+            .upstreams
+            .iter()
+            .map(|u| u.keepalive.idle)
+            .sum::<usize>()
+            .max(1),
+        // A failure on a reused keep-alive connection may be retried once by pingora.
+        max_retries: 2,
+        ..ServerConf::default()
+    };
+    let id = instance_id(config);
+    let dir = std::env::temp_dir();
+    conf.pid_file = dir.join(format!("switchyard-{id}.pid")).display().to_string();
+    conf.upgrade_sock = dir.join(format!("switchyard-{id}.sock")).display().to_string();
+    conf
+}
+
+/// Run the proxy. Returns only on a start-up error; otherwise the process exits when done.
+pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
+    let config = load_or_report(opts.config_path)?;
+    if !opts.upgrade {
+        check_bindable(&config)?;
+    }
+    let access_log = Arc::new(
+        AccessLogger::open(&config.access_log, config.access_log_format)
+            .with_context(|| format!("cannot open the access log {:?}", config.access_log))?,
+    );
+    {
+        let log = Arc::clone(&access_log);
+        lifecycle::on_exit(Arc::new(move || log.shutdown()));
+    }
+
+    let conf = server_conf(&config);
+    let listen = config.listen.clone();
+    let admin_listen = config.admin_listen;
+    tracing::info!(
+        config = %opts.config_path.display(),
+        listen = ?listen,
+        admin = %admin_listen,
+        threads = conf.threads,
+        upstreams = config.upstreams.len(),
+        "starting switchyard"
+    );
+    let state = RuntimeState::build(config, 1, None, access_log);
+    let store: Store = Arc::new(ArcSwap::from_pointee(state));
+
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
+    let mut server_options = HttpServerOptions::default();
+    server_options.h2c = true;
+    proxy.server_options = Some(server_options);
+    let mut service = Service::new("switchyard".to_string(), FrontDoor::new(proxy, Arc::clone(&store)));
+    for addr in &listen {
+        service.add_tcp(&addr.to_string());
+    }
+    server.add_service(service);
+
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(Admin::new(Arc::clone(&store))));
+    admin.add_tcp(&admin_listen.to_string());
+    admin.threads = Some(1);
+    server.add_service(admin);
+
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals::default()),
+    });
+    lifecycle::exit(0)
+}
