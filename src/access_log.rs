@@ -73,7 +73,11 @@ thread_local! {
 impl AccessLogger {
     /// Open the log. A file is opened for appending (created if missing).
     pub fn open(target: &AccessLog, format: LogFormat) -> std::io::Result<AccessLogger> {
-        let builder = || NonBlockingBuilder::default().lossy(false).thread_name("access-log");
+        let builder = || {
+            NonBlockingBuilder::default()
+                .lossy(false)
+                .thread_name("access-log")
+        };
         let (writer, guard) = match target {
             AccessLog::Off => (None, None),
             AccessLog::Stdout => {
@@ -170,7 +174,11 @@ fn format_combined(buf: &mut Vec<u8>, e: &Entry<'_>) {
     let _ = write!(
         buf,
         "\" upstream={} server={} attempts={} duration_ms={:.3} request_id=",
-        if e.upstream.is_empty() { "-" } else { e.upstream },
+        if e.upstream.is_empty() {
+            "-"
+        } else {
+            e.upstream
+        },
         e.server.unwrap_or("-"),
         e.attempts,
         e.duration.as_secs_f64() * 1e3,

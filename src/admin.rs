@@ -69,7 +69,11 @@ impl ServeHttp for Admin {
         let req = session.req_header();
         let get = req.method == http::Method::GET || req.method == http::Method::HEAD;
         match req.uri.path() {
-            "/healthz" if get => reply(StatusCode::OK, "text/plain; charset=utf-8", b"ok\n".to_vec()),
+            "/healthz" if get => reply(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                b"ok\n".to_vec(),
+            ),
             "/status" if get => {
                 let state = self.store.load();
                 let mut body = serde_json::to_vec_pretty(&status_json(&state)).unwrap_or_default();
@@ -81,7 +85,11 @@ impl ServeHttp for Admin {
                 "text/plain; charset=utf-8",
                 b"405 Method Not Allowed\n".to_vec(),
             ),
-            _ => reply(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", b"404 Not Found\n".to_vec()),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                b"404 Not Found\n".to_vec(),
+            ),
         }
     }
 }

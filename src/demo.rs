@@ -124,7 +124,8 @@ pub fn run_demo_app(listen: &str, name: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind(listen))
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("cannot listen on {listen}"))?;
     // Exit when the parent goes away (our stdin closes).
     std::thread::spawn(|| {
@@ -175,7 +176,10 @@ async fn serve_connection(mut conn: tokio::net::TcpStream, body: &[u8]) -> std::
             .find_map(|l| l.strip_prefix("content-length:"))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        let http10 = head.lines().next().is_some_and(|l| l.trim_end().ends_with("http/1.0"));
+        let http10 = head
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim_end().ends_with("http/1.0"));
         let close = head.contains("\r\nconnection: close")
             || (http10 && !head.contains("\r\nconnection: keep-alive"));
         let head_only = head.starts_with("head ");
@@ -214,7 +218,11 @@ mod tests {
         let c = crate::config::load_str(&demo_config(), "demo", "demo".into()).unwrap();
         assert_eq!(c.listen[0].to_string(), "127.0.0.1:8080");
         assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9901");
-        let weights: Vec<u32> = c.upstreams[0].servers.iter().map(|s| s.weight.get()).collect();
+        let weights: Vec<u32> = c.upstreams[0]
+            .servers
+            .iter()
+            .map(|s| s.weight.get())
+            .collect();
         assert_eq!(weights, vec![3, 3, 2]);
     }
 }

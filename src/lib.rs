@@ -2,12 +2,12 @@
 //! YAML file. The binary (`src/main.rs`) is a thin CLI over these modules; `tests/` and
 //! `benches/` use them directly.
 
-pub mod config;
-pub mod upstream;
 pub mod access_log;
-pub mod state;
 pub mod admin;
+pub mod config;
 pub mod demo;
 pub mod lifecycle;
 pub mod proxy;
 pub mod run;
+pub mod state;
+pub mod upstream;

@@ -43,15 +43,15 @@ pub type ExitHook = Arc<dyn Fn() + Send + Sync>;
 static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
 
 pub fn on_exit(hook: ExitHook) {
-    EXIT_HOOKS.lock().unwrap_or_else(|p| p.into_inner()).push(hook);
+    EXIT_HOOKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(hook);
 }
 
 /// Run the exit hooks, then exit with `code`.
 pub fn exit(code: i32) -> ! {
-    let hooks: Vec<ExitHook> = EXIT_HOOKS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let hooks: Vec<ExitHook> = EXIT_HOOKS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for hook in hooks {
         hook();
     }

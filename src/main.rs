@@ -90,7 +90,28 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
     out += &format!("  threads    {threads}\n");
     out += &format!("  upstreams  {}\n", c.upstreams.len());
     for u in &c.upstreams {
-        out += &format!("    {} ({}, {} servers)\n", u.name, u.balance.name(), u.servers.len());
+        let balance = match &u.balance {
+            config::Balance::Hash(key) => format!(
+                "hash on {}",
+                match key {
+                    config::HashKey::ClientIp => "client_ip".to_string(),
+                    config::HashKey::Path => "path".to_string(),
+                    config::HashKey::Header(h) => format!("header:{h}"),
+                    config::HashKey::Cookie(c) => format!("cookie:{c}"),
+                }
+            ),
+            other => other.name().to_string(),
+        };
+        let n = u.servers.len();
+        let health = match &u.health_check {
+            Some(h) => format!(", health check {} every {:?}", h.path, h.interval),
+            None => String::new(),
+        };
+        out += &format!(
+            "    {} ({balance}, {n} server{}{health})\n",
+            u.name,
+            if n == 1 { "" } else { "s" }
+        );
         for s in &u.servers {
             let mut extra = String::new();
             if s.backup {
@@ -104,7 +125,11 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             } else {
                 format!(" -> {}", s.socket)
             };
-            out += &format!("      {}{resolved} (weight {}{extra})\n", s.addr, s.weight.get());
+            out += &format!(
+                "      {}{resolved} (weight {}{extra})\n",
+                s.addr,
+                s.weight.get()
+            );
         }
     }
     if c.routes.is_empty() {
@@ -135,7 +160,10 @@ fn check(arg: &ConfigArg) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
-            eprintln!("{} error(s); the configuration was not accepted", errors.0.len());
+            eprintln!(
+                "{} error(s); the configuration was not accepted",
+                errors.0.len()
+            );
             ExitCode::from(1)
         }
     }

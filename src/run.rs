@@ -39,9 +39,12 @@ pub fn load_or_report(path: &Path) -> anyhow::Result<Config> {
 
 /// Fail early, with a clear message, when a listen address is taken (pingora would panic).
 fn check_bindable(config: &Config) -> anyhow::Result<()> {
-    for addr in config.listen.iter().chain(std::iter::once(&config.admin_listen)) {
-        std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr}"))?;
+    for addr in config
+        .listen
+        .iter()
+        .chain(std::iter::once(&config.admin_listen))
+    {
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     }
     Ok(())
 }
@@ -75,8 +78,14 @@ pub fn server_conf(config: &Config) -> ServerConf {
     };
     let id = instance_id(config);
     let dir = std::env::temp_dir();
-    conf.pid_file = dir.join(format!("switchyard-{id}.pid")).display().to_string();
-    conf.upgrade_sock = dir.join(format!("switchyard-{id}.sock")).display().to_string();
+    conf.pid_file = dir
+        .join(format!("switchyard-{id}.pid"))
+        .display()
+        .to_string();
+    conf.upgrade_sock = dir
+        .join(format!("switchyard-{id}.sock"))
+        .display()
+        .to_string();
     conf
 }
 
@@ -116,17 +125,24 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
+    let mut proxy =
+        pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
     let mut server_options = HttpServerOptions::default();
     server_options.h2c = true;
     proxy.server_options = Some(server_options);
-    let mut service = Service::new("switchyard".to_string(), FrontDoor::new(proxy, Arc::clone(&store)));
+    let mut service = Service::new(
+        "switchyard".to_string(),
+        FrontDoor::new(proxy, Arc::clone(&store)),
+    );
     for addr in &listen {
         service.add_tcp(&addr.to_string());
     }
     server.add_service(service);
 
-    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(Admin::new(Arc::clone(&store))));
+    let mut admin = Service::new(
+        "admin".to_string(),
+        HttpServer::new_app(Admin::new(Arc::clone(&store))),
+    );
     admin.add_tcp(&admin_listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);

@@ -121,7 +121,7 @@ struct PathTable(Vec<(String, usize)>);
 impl PathTable {
     fn add(&mut self, prefix: &str, pool: usize) {
         self.0.push((prefix.to_string(), pool));
-        self.0.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.0.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     fn find(&self, path: &str) -> Option<usize> {
@@ -142,7 +142,11 @@ impl Router {
         for route in &config.routes {
             match &route.host {
                 HostMatch::Any => r.any.add(&route.path, route.upstream),
-                HostMatch::Exact(h) => r.exact.entry(h.clone()).or_default().add(&route.path, route.upstream),
+                HostMatch::Exact(h) => r
+                    .exact
+                    .entry(h.clone())
+                    .or_default()
+                    .add(&route.path, route.upstream),
                 HostMatch::Wildcard(suffix) => {
                     match r.wildcard.iter_mut().find(|(s, _)| s == suffix) {
                         Some((_, t)) => t.add(&route.path, route.upstream),
@@ -155,7 +159,7 @@ impl Router {
                 }
             }
         }
-        r.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        r.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         r
     }
 
@@ -170,11 +174,10 @@ impl Router {
                 return Some(pool);
             }
             for (suffix, table) in &self.wildcard {
-                if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
-                    if let Some(pool) = table.find(path) {
+                if host.len() > suffix.len() && host.ends_with(suffix.as_str())
+                    && let Some(pool) = table.find(path) {
                         return Some(pool);
                     }
-                }
             }
         }
         self.any.find(path)
@@ -231,7 +234,8 @@ mod tests {
 
     #[test]
     fn no_match_is_none() {
-        let c = config("  - {host: a.example.com, upstream: web}\n  - {path: /api/, upstream: api}\n");
+        let c =
+            config("  - {host: a.example.com, upstream: web}\n  - {path: /api/, upstream: api}\n");
         let r = Router::new(&c);
         assert_eq!(r.route(Some("b.example.com"), "/"), None);
         assert_eq!(r.route(None, "/ap"), None);

@@ -139,7 +139,6 @@ impl<'a> De<'a> {
             _ => Err(self.fail(format!("expected true or false, found `{text}`"))),
         }
     }
-
 }
 
 macro_rules! number {
@@ -174,11 +173,10 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                 if let Ok(n) = text.parse::<i64>() {
                     return visitor.visit_i64(n);
                 }
-                if text.bytes().any(|b| b.is_ascii_digit()) {
-                    if let Ok(f) = text.parse::<f64>() {
+                if text.bytes().any(|b| b.is_ascii_digit())
+                    && let Ok(f) = text.parse::<f64>() {
                         return visitor.visit_f64(f);
                     }
-                }
                 visitor.visit_str(text)
             }
             NodeKind::Seq(items) => visitor.visit_seq(SeqAcc::new(&self, items)),
@@ -195,9 +193,24 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     number!(deserialize_i32, visit_i32, i32, "a whole number");
     number!(deserialize_i64, visit_i64, i64, "a whole number");
     number!(deserialize_u8, visit_u8, u8, "a whole number from 0 to 255");
-    number!(deserialize_u16, visit_u16, u16, "a whole number from 0 to 65535");
-    number!(deserialize_u32, visit_u32, u32, "a whole number (0 or more)");
-    number!(deserialize_u64, visit_u64, u64, "a whole number (0 or more)");
+    number!(
+        deserialize_u16,
+        visit_u16,
+        u16,
+        "a whole number from 0 to 65535"
+    );
+    number!(
+        deserialize_u32,
+        visit_u32,
+        u32,
+        "a whole number (0 or more)"
+    );
+    number!(
+        deserialize_u64,
+        visit_u64,
+        u64,
+        "a whole number (0 or more)"
+    );
     number!(deserialize_f32, visit_f32, f32, "a number");
     number!(deserialize_f64, visit_f64, f64, "a number");
 
@@ -236,10 +249,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self.node.kind {
             NodeKind::Null => visitor.visit_unit(),
-            _ => Err(self.fail(format!(
-                "expected nothing, found {}",
-                self.node.describe()
-            ))),
+            _ => Err(self.fail(format!("expected nothing, found {}", self.node.describe()))),
         }
     }
 
@@ -263,10 +273,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         match &self.node.kind {
             NodeKind::Seq(items) => visitor.visit_seq(SeqAcc::new(&self, items)),
             NodeKind::Null => visitor.visit_seq(SeqAcc::new(&self, &[])),
-            _ => Err(self.fail(format!(
-                "expected a list, found {}",
-                self.node.describe()
-            ))),
+            _ => Err(self.fail(format!("expected a list, found {}", self.node.describe()))),
         }
     }
 
@@ -301,9 +308,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         visitor: V,
     ) -> Result<V::Value> {
         match &self.node.kind {
-            NodeKind::Map(entries) => {
-                visitor.visit_map(MapAcc::new(&self, entries, Some(fields)))
-            }
+            NodeKind::Map(entries) => visitor.visit_map(MapAcc::new(&self, entries, Some(fields))),
             NodeKind::Null => visitor.visit_map(MapAcc::new(&self, &[], Some(fields))),
             _ => Err(self.fail(format!(
                 "expected a mapping with keys {}, found {}",
@@ -420,7 +425,11 @@ struct MapAcc<'a> {
 }
 
 impl<'a> MapAcc<'a> {
-    fn new(de: &De<'a>, entries: &'a [(Key, Node)], fields: Option<&'static [&'static str]>) -> Self {
+    fn new(
+        de: &De<'a>,
+        entries: &'a [(Key, Node)],
+        fields: Option<&'static [&'static str]>,
+    ) -> Self {
         MapAcc {
             entries: entries.iter(),
             fields,
@@ -463,8 +472,8 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_> {
             };
             let key = &entry.0;
             let path = Path::Key(self.path, &key.text);
-            if let Some(fields) = self.fields {
-                if !fields.contains(&key.text.as_str()) {
+            if let Some(fields) = self.fields
+                && !fields.contains(&key.text.as_str()) {
                     let msg = format!(
                         "unknown key `{}`{}",
                         key.text,
@@ -473,7 +482,6 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_> {
                     self.note(key.mark, &path, msg);
                     continue;
                 }
-            }
             if !self.seen.insert(&key.text) {
                 self.note(
                     key.mark,
@@ -483,7 +491,8 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_> {
                 continue;
             }
             self.current = Some(entry);
-            let key_de: de::value::StrDeserializer<'_, DeError> = key.text.as_str().into_deserializer();
+            let key_de: de::value::StrDeserializer<'_, DeError> =
+                key.text.as_str().into_deserializer();
             return seed.deserialize(key_de).map(Some);
         }
     }
@@ -572,7 +581,8 @@ mod tests {
 
     #[test]
     fn reads_a_valid_document() {
-        let (v, errs) = load("inner: {port: 80, name: a}\nlist:\n  - port: 1\nflag: true\nmode: round_robin\n");
+        let (v, errs) =
+            load("inner: {port: 80, name: a}\nlist:\n  - port: 1\nflag: true\nmode: round_robin\n");
         assert!(errs.is_empty(), "{errs:?}");
         let v = v.unwrap();
         assert_eq!(v.inner.unwrap().port, Some(80));
@@ -588,7 +598,11 @@ mod tests {
         assert_eq!(v.inner.as_ref().unwrap().name.as_deref(), Some("a"));
         assert_eq!(v.flag, None);
         let list = v.list.as_ref().unwrap();
-        assert_eq!(list.len(), 2, "a bad field makes the field absent, not the element");
+        assert_eq!(
+            list.len(),
+            2,
+            "a bad field makes the field absent, not the element"
+        );
         assert_eq!((list[0].port, list[1].port), (None, Some(2)));
         assert_eq!(
             errs,
@@ -606,8 +620,14 @@ mod tests {
     fn wrong_shapes_and_duplicates_are_reported() {
         let (_, errs) = load("inner: 5\nflag: true\nflag: false\nlist: {a: 1}\n");
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs[0].starts_with("f:1:8: inner: expected a mapping"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("f:1:8: inner: expected a mapping"),
+            "{errs:?}"
+        );
         assert!(errs[1].contains("given more than once"), "{errs:?}");
-        assert!(errs[2].contains("expected a list, found a mapping"), "{errs:?}");
+        assert!(
+            errs[2].contains("expected a list, found a mapping"),
+            "{errs:?}"
+        );
     }
 }

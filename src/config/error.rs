@@ -96,15 +96,18 @@ impl Issues {
     }
 }
 
-/// The closest candidate to a misspelt name, if one is close enough to be a plausible typo.
+/// The closest candidate to a misspelt name, if one is close enough to be a plausible typo;
+/// on a tie, the one listed first.
 pub fn suggest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let given_l = given.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(&given_l, &c.to_ascii_lowercase()), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+    let mut best: Option<(f64, &'a str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(&given_l, &c.to_ascii_lowercase());
+        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 /// `; did you mean `x`?` or nothing.

@@ -25,17 +25,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `MB`, `GB`. Written by hand: the size crates disagree with nginx on what `1m` means.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let unit = unit.trim();
     if digits.is_empty() {
-        return Err(format!("`{t}` is not a size; write for example 64KiB or 1MiB"));
+        return Err(format!(
+            "`{t}` is not a size; write for example 64KiB or 1MiB"
+        ));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{t}` is too large"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("`{t}` is too large"))?;
     let mult: u64 = match unit {
         "" | "B" | "b" => 1,
         "KiB" | "k" | "K" => 1 << 10,
@@ -50,7 +48,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ));
         }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{t}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{t}` is too large"))
 }
 
 /// `host:port` -> a socket address, resolving a host name now (SPEC §2: at load time).
@@ -155,7 +154,11 @@ mod tests {
         assert_eq!(parse_size("0"), Ok(0));
         assert_eq!(parse_size("512 B"), Ok(512));
         assert!(parse_size("KiB").is_err());
-        assert!(parse_size("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_size("5 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("99999999999GiB").is_err());
     }

@@ -8,8 +8,8 @@ use super::file::{self, BalanceName, FileConfig, FileUpstream};
 use super::units::{parse_duration, parse_listen, parse_size, parse_status_range, resolve_addr};
 use super::yaml::{Node, Seg};
 use super::{
-    AccessLog, Balance, BreakerPolicy, Config, HashKey, HealthCheck, HostMatch, Keepalive,
-    Limits, LogFormat, OutcomeSet, RetryPolicy, Route, ServerConfig, Timeouts, Upstream, Weight,
+    AccessLog, Balance, BreakerPolicy, Config, HashKey, HealthCheck, HostMatch, Keepalive, Limits,
+    LogFormat, OutcomeSet, RetryPolicy, Route, ServerConfig, Timeouts, Upstream, Weight,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -92,7 +92,13 @@ impl Checker<'_> {
         }
     }
 
-    fn outcomes(&mut self, v: &Option<Vec<String>>, path: &[Seg<'_>], default: &[&str], extra: &[&str]) -> (OutcomeSet, Vec<String>) {
+    fn outcomes(
+        &mut self,
+        v: &Option<Vec<String>>,
+        path: &[Seg<'_>],
+        default: &[&str],
+        extra: &[&str],
+    ) -> (OutcomeSet, Vec<String>) {
         let mut set = OutcomeSet::default();
         let mut extras_found = Vec::new();
         let names: Vec<&str> = match v {
@@ -100,7 +106,13 @@ impl Checker<'_> {
             None => default.to_vec(),
         };
         let known = [
-            "error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504",
+            "error",
+            "timeout",
+            "invalid_header",
+            "http_500",
+            "http_502",
+            "http_503",
+            "http_504",
             "http_429",
         ];
         for (i, name) in names.iter().enumerate() {
@@ -121,14 +133,24 @@ impl Checker<'_> {
 
 /// Validate `file` (read from the YAML tree `root`). Returns `None` only when nothing usable
 /// could be built; callers must check `issues` either way.
-pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: PathBuf) -> Option<Config> {
+pub fn validate(
+    file: &FileConfig,
+    root: &Node,
+    issues: &mut Issues,
+    source: PathBuf,
+) -> Option<Config> {
     let mut c = Checker { root, issues };
 
     // listen
     let mut listen: Vec<SocketAddr> = Vec::new();
     match &file.listen {
-        None => c.err(&[Seg::Key("listen")], "`listen` is required: one or more host:port for client traffic"),
-        Some(l) if l.0.is_empty() => c.err(&[Seg::Key("listen")], "at least one address is required"),
+        None => c.err(
+            &[Seg::Key("listen")],
+            "`listen` is required: one or more host:port for client traffic",
+        ),
+        Some(l) if l.0.is_empty() => {
+            c.err(&[Seg::Key("listen")], "at least one address is required")
+        }
         Some(l) => {
             for (i, text) in l.0.iter().enumerate() {
                 let p = [Seg::Key("listen"), Seg::Index(i)];
@@ -151,7 +173,10 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
     let admin_listen = match parse_listen(&admin_text) {
         Ok(a) => {
             if listen.contains(&a) {
-                c.err(&admin_path, format!("`{admin_text}` is also a proxy `listen` address"));
+                c.err(
+                    &admin_path,
+                    format!("`{admin_text}` is also a proxy `listen` address"),
+                );
             }
             a
         }
@@ -163,16 +188,26 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
 
     let threads = file.threads.unwrap_or(0);
     if threads > 1024 {
-        c.err(&[Seg::Key("threads")], format!("{threads} threads is more than the 1024 allowed"));
+        c.err(
+            &[Seg::Key("threads")],
+            format!("{threads} threads is more than the 1024 allowed"),
+        );
     }
-    let shutdown_grace = c.duration(&file.shutdown_grace, &[Seg::Key("shutdown_grace")], Duration::from_secs(30));
+    let shutdown_grace = c.duration(
+        &file.shutdown_grace,
+        &[Seg::Key("shutdown_grace")],
+        Duration::from_secs(30),
+    );
     let watch = file.watch.unwrap_or(true);
 
     let access_log = match file.access_log.as_deref().map(str::trim) {
         None | Some("stdout") => AccessLog::Stdout,
         Some("off") => AccessLog::Off,
         Some("") => {
-            c.err(&[Seg::Key("access_log")], "expected off, stdout or a file path");
+            c.err(
+                &[Seg::Key("access_log")],
+                "expected off, stdout or a file path",
+            );
             AccessLog::Off
         }
         Some(p) => AccessLog::File(PathBuf::from(p)),
@@ -182,18 +217,27 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
     // limits
     let lim = file.limits.as_ref();
     let lp = |k| [Seg::Key("limits"), Seg::Key(k)];
-    let max_header = c.size(&lim.and_then(|l| l.max_header_bytes.clone()), &lp("max_header_bytes"), 32 * 1024);
+    let max_header = c.size(
+        &lim.and_then(|l| l.max_header_bytes.clone()),
+        &lp("max_header_bytes"),
+        32 * 1024,
+    );
     if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&max_header) {
         c.err(&lp("max_header_bytes"), "must be from 1KiB to 1MiB");
     }
-    let max_body = c.size(&lim.and_then(|l| l.max_body_bytes.clone()), &lp("max_body_bytes"), 0);
+    let max_body = c.size(
+        &lim.and_then(|l| l.max_body_bytes.clone()),
+        &lp("max_body_bytes"),
+        0,
+    );
     let header_read_timeout = c.positive(
         &lim.and_then(|l| l.header_read_timeout.clone()),
         &lp("header_read_timeout"),
         Duration::from_secs(10),
     );
     let limits = Limits {
-        max_header_bytes: usize::try_from(max_header.clamp(MIN_HEADER_BYTES, MAX_HEADER_BYTES)).unwrap_or(32 * 1024),
+        max_header_bytes: usize::try_from(max_header.clamp(MIN_HEADER_BYTES, MAX_HEADER_BYTES))
+            .unwrap_or(32 * 1024),
         max_body_bytes: (max_body > 0).then_some(max_body),
         header_read_timeout,
     };
@@ -201,8 +245,13 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
     // upstreams
     let mut upstreams = Vec::new();
     match &file.upstreams {
-        None => c.err(&[Seg::Key("upstreams")], "`upstreams` is required: at least one pool of servers"),
-        Some(u) if u.0.is_empty() => c.err(&[Seg::Key("upstreams")], "at least one pool is required"),
+        None => c.err(
+            &[Seg::Key("upstreams")],
+            "`upstreams` is required: at least one pool of servers",
+        ),
+        Some(u) if u.0.is_empty() => {
+            c.err(&[Seg::Key("upstreams")], "at least one pool is required")
+        }
         Some(u) => {
             for (name, up) in &u.0 {
                 if let Some(pool) = upstream(&mut c, name, up) {
@@ -224,7 +273,10 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
     if file_routes.is_empty() && names.len() > 1 {
         c.err(
             &[Seg::Key("routes")],
-            format!("`routes` are required when there is more than one upstream ({})", names.join(", ")),
+            format!(
+                "`routes` are required when there is more than one upstream ({})",
+                names.join(", ")
+            ),
         );
     }
     for (i, r) in file_routes.iter().enumerate() {
@@ -245,7 +297,10 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
         }
         let upstream = match r.upstream.as_deref() {
             None => {
-                c.err(&[Seg::Key("routes"), Seg::Index(i)], "`upstream` is required");
+                c.err(
+                    &[Seg::Key("routes"), Seg::Index(i)],
+                    "`upstream` is required",
+                );
                 None
             }
             Some(u) => match names.iter().position(|n| *n == u) {
@@ -253,7 +308,10 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
                 None => {
                     c.err(
                         &rp("upstream"),
-                        format!("unknown upstream `{u}`{}", did_you_mean(u, names.iter().copied())),
+                        format!(
+                            "unknown upstream `{u}`{}",
+                            did_you_mean(u, names.iter().copied())
+                        ),
                     );
                     None
                 }
@@ -261,10 +319,17 @@ pub fn validate(file: &FileConfig, root: &Node, issues: &mut Issues, source: Pat
         };
         let key = (format!("{host:?}"), path.clone());
         if !seen_routes.insert(key) {
-            c.err(&[Seg::Key("routes"), Seg::Index(i)], "the same host and path are routed twice");
+            c.err(
+                &[Seg::Key("routes"), Seg::Index(i)],
+                "the same host and path are routed twice",
+            );
         }
         if let Some(upstream) = upstream {
-            routes.push(Route { host, path, upstream });
+            routes.push(Route {
+                host,
+                path,
+                upstream,
+            });
         }
     }
 
@@ -296,8 +361,9 @@ fn host_match(h: &str) -> Result<HostMatch, String> {
     }
     let valid = |s: &str| {
         !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':'))
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
+            })
     };
     if let Some(rest) = h.strip_prefix("*.") {
         if !valid(rest) {
@@ -306,13 +372,18 @@ fn host_match(h: &str) -> Result<HostMatch, String> {
         return Ok(HostMatch::Wildcard(format!(".{rest}")));
     }
     if !valid(&h) || h.contains('*') {
-        return Err(format!("`{h}` is not a host name (a wildcard is written *.example.com)"));
+        return Err(format!(
+            "`{h}` is not a host name (a wildcard is written *.example.com)"
+        ));
     }
     Ok(HostMatch::Exact(h))
 }
 
 fn valid_pool_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstream> {
@@ -324,12 +395,21 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
     };
     let errors_before = c.issues.len();
     if !valid_pool_name(name) {
-        c.err(&base, format!("pool name `{name}` may only contain letters, digits, _ and -"));
+        c.err(
+            &base,
+            format!("pool name `{name}` may only contain letters, digits, _ and -"),
+        );
     }
 
-    let balance = match (up.balance.unwrap_or(BalanceName::LeastConn), up.hash_key.as_deref()) {
+    let balance = match (
+        up.balance.unwrap_or(BalanceName::LeastConn),
+        up.hash_key.as_deref(),
+    ) {
         (BalanceName::Hash, None) => {
-            c.err(&at(&[Seg::Key("balance")]), "`balance: hash` needs a `hash_key` (client_ip, header:NAME, cookie:NAME or path)");
+            c.err(
+                &at(&[Seg::Key("balance")]),
+                "`balance: hash` needs a `hash_key` (client_ip, header:NAME, cookie:NAME or path)",
+            );
             Balance::Hash(HashKey::ClientIp)
         }
         (BalanceName::Hash, Some(k)) => match hash_key(k) {
@@ -340,7 +420,10 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
             }
         },
         (other, Some(_)) => {
-            c.err(&at(&[Seg::Key("hash_key")]), "`hash_key` is only used with `balance: hash`");
+            c.err(
+                &at(&[Seg::Key("hash_key")]),
+                "`hash_key` is only used with `balance: hash`",
+            );
             balance_of(other)
         }
         (other, None) => balance_of(other),
@@ -349,14 +432,20 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
     let mut servers = Vec::new();
     let file_servers = up.servers.as_deref().unwrap_or(&[]);
     if file_servers.is_empty() {
-        c.err(&at(&[Seg::Key("servers")]), "a pool needs at least one server");
+        c.err(
+            &at(&[Seg::Key("servers")]),
+            "a pool needs at least one server",
+        );
     }
     let mut by_text: HashMap<String, usize> = HashMap::new();
     let mut by_socket: HashMap<SocketAddr, usize> = HashMap::new();
     for (i, s) in file_servers.iter().enumerate() {
         let sp = |k: &'static str| at(&[Seg::Key("servers"), Seg::Index(i), Seg::Key(k)]);
         let Some(addr) = s.addr.as_deref().map(str::trim) else {
-            c.err(&at(&[Seg::Key("servers"), Seg::Index(i)]), "`addr` is required (host:port)");
+            c.err(
+                &at(&[Seg::Key("servers"), Seg::Index(i)]),
+                "`addr` is required (host:port)",
+            );
             continue;
         };
         let socket = match resolve_addr(addr) {
@@ -367,11 +456,17 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
             }
         };
         if let Some(first) = by_text.insert(addr.to_string(), i) {
-            c.err(&sp("addr"), format!("`{addr}` is already servers[{first}] of this pool"));
+            c.err(
+                &sp("addr"),
+                format!("`{addr}` is already servers[{first}] of this pool"),
+            );
             continue;
         }
         if let Some(first) = by_socket.insert(socket, i) {
-            c.err(&sp("addr"), format!("`{addr}` resolves to {socket}, the same as servers[{first}]"));
+            c.err(
+                &sp("addr"),
+                format!("`{addr}` resolves to {socket}, the same as servers[{first}]"),
+            );
             continue;
         }
         let weight = match Weight::try_new(s.weight.unwrap_or(1)) {
@@ -390,15 +485,30 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
         });
     }
     if !servers.is_empty() && servers.iter().all(|s| s.backup) {
-        c.err(&at(&[Seg::Key("servers")]), "every server is a backup; at least one must not be");
+        c.err(
+            &at(&[Seg::Key("servers")]),
+            "every server is a backup; at least one must not be",
+        );
     }
 
     let t = up.timeouts.as_ref();
     let tp = |k: &'static str| at(&[Seg::Key("timeouts"), Seg::Key(k)]);
     let timeouts = Timeouts {
-        connect: c.positive(&t.and_then(|t| t.connect.clone()), &tp("connect"), Duration::from_secs(5)),
-        read: c.positive(&t.and_then(|t| t.read.clone()), &tp("read"), Duration::from_secs(60)),
-        write: c.positive(&t.and_then(|t| t.write.clone()), &tp("write"), Duration::from_secs(60)),
+        connect: c.positive(
+            &t.and_then(|t| t.connect.clone()),
+            &tp("connect"),
+            Duration::from_secs(5),
+        ),
+        read: c.positive(
+            &t.and_then(|t| t.read.clone()),
+            &tp("read"),
+            Duration::from_secs(60),
+        ),
+        write: c.positive(
+            &t.and_then(|t| t.write.clone()),
+            &tp("write"),
+            Duration::from_secs(60),
+        ),
     };
 
     let k = up.keepalive.as_ref();
@@ -413,12 +523,21 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
 
     let r = up.retry.as_ref();
     let rp = |k: &'static str| at(&[Seg::Key("retry"), Seg::Key(k)]);
-    let (on, extras) = c.outcomes(&r.and_then(|r| r.on.clone()), &rp("on"), &["error", "timeout"], &["non_idempotent"]);
+    let (on, extras) = c.outcomes(
+        &r.and_then(|r| r.on.clone()),
+        &rp("on"),
+        &["error", "timeout"],
+        &["non_idempotent"],
+    );
     let tries = c.nonzero(r.and_then(|r| r.tries), &rp("tries"), 3);
     if tries.get() > 100 {
         c.err(&rp("tries"), "more than 100 tries is not allowed");
     }
-    let retry_timeout = c.duration(&r.and_then(|r| r.timeout.clone()), &rp("timeout"), Duration::ZERO);
+    let retry_timeout = c.duration(
+        &r.and_then(|r| r.timeout.clone()),
+        &rp("timeout"),
+        Duration::ZERO,
+    );
     let buffer = c.size(&r.and_then(|r| r.buffer.clone()), &rp("buffer"), 64 * 1024);
     let budget_percent = r.and_then(|r| r.budget_percent).unwrap_or(20);
     if budget_percent > 100 {
@@ -435,8 +554,16 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
 
     let b = up.circuit_breaker.as_ref();
     let bp = |k: &'static str| at(&[Seg::Key("circuit_breaker"), Seg::Key(k)]);
-    let open_for = c.positive(&b.and_then(|b| b.open_for.clone()), &bp("open_for"), Duration::from_secs(30));
-    let max_open_for = c.positive(&b.and_then(|b| b.max_open_for.clone()), &bp("max_open_for"), Duration::from_secs(300));
+    let open_for = c.positive(
+        &b.and_then(|b| b.open_for.clone()),
+        &bp("open_for"),
+        Duration::from_secs(30),
+    );
+    let max_open_for = c.positive(
+        &b.and_then(|b| b.max_open_for.clone()),
+        &bp("max_open_for"),
+        Duration::from_secs(300),
+    );
     if max_open_for < open_for {
         c.err(&bp("max_open_for"), "must not be shorter than `open_for`");
     }
@@ -450,11 +577,18 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
         failures: c.nonzero(b.and_then(|b| b.failures), &bp("failures"), 5),
         open_for,
         max_open_for: max_open_for.max(open_for),
-        half_open_requests: c.nonzero(b.and_then(|b| b.half_open_requests), &bp("half_open_requests"), 1),
+        half_open_requests: c.nonzero(
+            b.and_then(|b| b.half_open_requests),
+            &bp("half_open_requests"),
+            1,
+        ),
         on: breaker_on,
     };
 
-    let health_check = up.health_check.as_ref().map(|h| health(c, h, &at(&[Seg::Key("health_check")])));
+    let health_check = up
+        .health_check
+        .as_ref()
+        .map(|h| health(c, h, &at(&[Seg::Key("health_check")])));
 
     if c.issues.len() > errors_before {
         return None;
@@ -617,16 +751,24 @@ routes:
         let errs = errors(text);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].contains("`routes` are required"), "{errs:?}");
-        let text = format!("{text}routes:\n  - host: \"*.Example.com\"\n    upstream: app\n  - path: /api/\n    upstream: appp\n");
+        let text = format!(
+            "{text}routes:\n  - host: \"*.Example.com\"\n    upstream: app\n  - path: /api/\n    upstream: appp\n"
+        );
         let errs = errors(&text);
-        assert_eq!(errs, vec!["t.yaml:9:15: routes[1].upstream: unknown upstream `appp`; did you mean `app`?"]);
+        assert_eq!(
+            errs,
+            vec!["t.yaml:9:15: routes[1].upstream: unknown upstream `appp`; did you mean `app`?"]
+        );
     }
 
     #[test]
     fn hash_keys_and_hosts() {
         let text = "listen: \":8080\"\nupstreams:\n  app:\n    balance: hash\n    hash_key: \"cookie:sid\"\n    servers: [{addr: \"127.0.0.1:1\"}]\nroutes:\n  - host: \"*.Example.com.\"\n    upstream: app\n";
         let c = load_str(text, "t.yaml", PathBuf::from("t.yaml")).unwrap();
-        assert_eq!(c.upstreams[0].balance, Balance::Hash(HashKey::Cookie("sid".into())));
+        assert_eq!(
+            c.upstreams[0].balance,
+            Balance::Hash(HashKey::Cookie("sid".into()))
+        );
         assert_eq!(c.routes[0].host, HostMatch::Wildcard(".example.com".into()));
         let bad = text.replace("cookie:sid", "cokie:sid");
         let errs = errors(&bad);
@@ -638,9 +780,21 @@ routes:
         let text = "listen: \":8080\"\nshutdown_grace: 30\nlimits:\n  max_body_bytes: 1MiB\n  max_header_bytes: 10\nupstreams:\n  app:\n    servers: [{addr: \"127.0.0.1:1\", wieght: 2}]\n    timeouts: {connect: 5x}\n";
         let errs = errors(text);
         assert_eq!(errs.len(), 4, "{errs:#?}");
-        assert!(errs[0].starts_with("t.yaml:2:17: shutdown_grace: `30` has no unit"), "{errs:?}");
-        assert!(errs[1].starts_with("t.yaml:5:21: limits.max_header_bytes: must be from 1KiB"), "{errs:?}");
-        assert!(errs[2].contains("unknown key `wieght`; did you mean `weight`?"), "{errs:?}");
-        assert!(errs[3].contains("timeouts.connect: `5x` is not a duration"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.yaml:2:17: shutdown_grace: `30` has no unit"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("t.yaml:5:21: limits.max_header_bytes: must be from 1KiB"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("unknown key `wieght`; did you mean `weight`?"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].contains("timeouts.connect: `5x` is not a duration"),
+            "{errs:?}"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub enum NodeKind {
     /// An empty value, `~` or `null`.
     Null,
     /// Any scalar, with its text exactly as written (quotes removed).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in file order; keys are scalars.
     Map(Vec<(Key, Node)>),

@@ -29,8 +29,8 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
-    Stream, TimingDigest, UniqueID, UniqueIDType,
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType,
 };
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
@@ -168,11 +168,14 @@ impl GuardedStream {
     async fn read_start(&mut self) -> io::Result<bool> {
         let deadline = Instant::now() + self.limits.header_read_timeout;
         loop {
-            let n = match tokio::time::timeout_at(deadline, self.inner.read_buf(&mut self.replay)).await {
+            let n = match tokio::time::timeout_at(deadline, self.inner.read_buf(&mut self.replay))
+                .await
+            {
                 Ok(r) => r?,
                 Err(_) => {
                     if !self.replay.is_empty() {
-                        let _ = tokio::io::AsyncWriteExt::write_all(&mut self.inner, RESPONSE_408).await;
+                        let _ = tokio::io::AsyncWriteExt::write_all(&mut self.inner, RESPONSE_408)
+                            .await;
                     }
                     return Ok(false);
                 }
@@ -192,7 +195,13 @@ impl GuardedStream {
     }
 
     /// Answer and fail the read: the connection is closed after this.
-    fn reject(&mut self, cx: &mut Context<'_>, response: &[u8], kind: io::ErrorKind, why: &str) -> Poll<io::Result<()>> {
+    fn reject(
+        &mut self,
+        cx: &mut Context<'_>,
+        response: &[u8],
+        kind: io::ErrorKind,
+        why: &str,
+    ) -> Poll<io::Result<()>> {
         if response == RESPONSE_431 {
             // Read what the client already sent, so closing does not reset the connection
             // before it reads our answer.
@@ -216,7 +225,11 @@ impl GuardedStream {
 }
 
 impl AsyncRead for GuardedStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.in_head && this.head_parsed.load(Ordering::Relaxed) {
             this.end_head();
@@ -230,15 +243,22 @@ impl AsyncRead for GuardedStream {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
 
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready() {
                 if !this.head_seen_bytes {
                     this.deadline = None;
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "idle connection")));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "idle connection",
+                    )));
                 }
-                return this.reject(cx, RESPONSE_408, io::ErrorKind::TimedOut, "request head not received within header_read_timeout: 408");
+                return this.reject(
+                    cx,
+                    RESPONSE_408,
+                    io::ErrorKind::TimedOut,
+                    "request head not received within header_read_timeout: 408",
+                );
             }
-        }
 
         let before = buf.filled().len();
         if !this.replay.is_empty() {
@@ -257,13 +277,20 @@ impl AsyncRead for GuardedStream {
         if !this.head_seen_bytes {
             this.head_seen_bytes = true;
             if this.deadline.is_none() {
-                this.deadline = Some(Box::pin(tokio::time::sleep(this.limits.header_read_timeout)));
+                this.deadline = Some(Box::pin(tokio::time::sleep(
+                    this.limits.header_read_timeout,
+                )));
             }
         }
         let end = scan(&mut this.scan, new);
         this.head_bytes += end.unwrap_or(new.len());
         if this.head_bytes > this.limits.max_header_bytes {
-            return this.reject(cx, RESPONSE_431, io::ErrorKind::InvalidData, "request head larger than max_header_bytes: 431");
+            return this.reject(
+                cx,
+                RESPONSE_431,
+                io::ErrorKind::InvalidData,
+                "request head larger than max_header_bytes: 431",
+            );
         }
         if end.is_some() {
             this.end_head();
@@ -273,11 +300,19 @@ impl AsyncRead for GuardedStream {
 }
 
 impl AsyncWrite for GuardedStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
@@ -350,7 +385,9 @@ impl Peek for GuardedStream {
 
 /// The client address of a connection, for logs.
 pub fn peer_addr(stream: &Stream) -> Option<PSocketAddr> {
-    stream.get_socket_digest().and_then(|d| d.peer_addr().cloned())
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().cloned())
 }
 
 /// The listening service's application: guards each connection, then lets pingora's proxy
@@ -375,7 +412,11 @@ where
     SV: ProxyHttp + Send + Sync + 'static,
     SV::CTX: Send + Sync,
 {
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
         let limits = self.store.load().config.limits;
         let mut guarded = GuardedStream::new(stream, limits);
 
@@ -395,7 +436,11 @@ where
         }
 
         let mut session = ServerSession::new_http1(Box::new(guarded));
-        session.set_keepalive(if *shutdown.borrow() { None } else { Some(KEEPALIVE_IDLE_SECS) });
+        session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            Some(KEEPALIVE_IDLE_SECS)
+        });
         session.set_pipelining_enabled(true);
         let mut result = self.proxy.process_new_http(session, shutdown).await;
         while let Some((stream, settings)) = result.map(|r| r.consume()) {
@@ -440,18 +485,31 @@ mod tests {
 
     #[test]
     fn finds_the_end_of_a_head() {
-        assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY"]), Some((0, 27)));
-        assert_eq!(scan_all(&[b"GET / HTTP/1.1\nHost: a\n\nBODY"]), Some((0, 24)));
+        assert_eq!(
+            scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY"]),
+            Some((0, 27))
+        );
+        assert_eq!(
+            scan_all(&[b"GET / HTTP/1.1\nHost: a\n\nBODY"]),
+            Some((0, 24))
+        );
         // Split anywhere, even inside the final CRLF CRLF.
         let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         for cut in 1..full.len() {
             let (a, b) = full.split_at(cut);
             let got = scan_all(&[a, b]);
-            let expected = if cut == full.len() { (0, cut) } else { (1, full.len() - cut) };
+            let expected = if cut == full.len() {
+                (0, cut)
+            } else {
+                (1, full.len() - cut)
+            };
             assert_eq!(got, Some(expected), "cut at {cut}");
         }
         // Leading empty lines are not the end of a head.
-        assert_eq!(scan_all(&[b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"]), Some((0, 22)));
+        assert_eq!(
+            scan_all(&[b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"]),
+            Some((0, 22))
+        );
         assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), None);
     }
 }

@@ -165,14 +165,21 @@ mod tests {
     }
 
     fn get<'a>(r: &'a RequestHeader, k: &str) -> Vec<&'a str> {
-        r.headers.get_all(k).iter().map(|v| v.to_str().unwrap()).collect()
+        r.headers
+            .get_all(k)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
     }
 
     #[test]
     fn hop_by_hop_removed_before_forwarded_headers_are_set() {
         let mut r = req(&[
             ("Host", "example.com"),
-            ("Connection", "keep-alive, X-Forwarded-For, X-Secret, Content-Length"),
+            (
+                "Connection",
+                "keep-alive, X-Forwarded-For, X-Secret, Content-Length",
+            ),
             ("X-Secret", "s"),
             ("Keep-Alive", "timeout=5"),
             ("TE", "trailers"),
@@ -183,7 +190,14 @@ mod tests {
         ]);
         let id = HeaderValue::from_static("rid");
         prepare_upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), &id).unwrap();
-        for gone in ["connection", "x-secret", "keep-alive", "te", "upgrade", "http2-settings"] {
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "http2-settings",
+        ] {
             assert!(get(&r, gone).is_empty(), "{gone} still there");
         }
         // Nominated X-Forwarded-For was removed, then ours set: the client's value is gone.
@@ -198,7 +212,10 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_appended() {
-        let mut r = req(&[("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-For", "2.2.2.2")]);
+        let mut r = req(&[
+            ("X-Forwarded-For", "1.1.1.1"),
+            ("X-Forwarded-For", "2.2.2.2"),
+        ]);
         let id = HeaderValue::from_static("rid");
         prepare_upstream_request(&mut r, Some("::1".parse().unwrap()), &id).unwrap();
         assert_eq!(get(&r, "x-forwarded-for"), vec!["1.1.1.1, 2.2.2.2, ::1"]);
@@ -206,7 +223,11 @@ mod tests {
 
     #[test]
     fn websocket_upgrade_is_kept() {
-        let mut r = req(&[("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"), ("Sec-WebSocket-Key", "k")]);
+        let mut r = req(&[
+            ("Upgrade", "websocket"),
+            ("Connection", "keep-alive, Upgrade"),
+            ("Sec-WebSocket-Key", "k"),
+        ]);
         assert!(is_websocket_upgrade(&r));
         let id = HeaderValue::from_static("rid");
         prepare_upstream_request(&mut r, None, &id).unwrap();
@@ -218,7 +239,8 @@ mod tests {
     #[test]
     fn response_hop_by_hop_removed_except_for_101() {
         let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.append_header("Connection", "close, X-Internal").unwrap();
+        resp.append_header("Connection", "close, X-Internal")
+            .unwrap();
         resp.append_header("X-Internal", "1").unwrap();
         resp.append_header("Keep-Alive", "timeout=5").unwrap();
         resp.append_header("Content-Type", "text/plain").unwrap();
@@ -241,7 +263,9 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
         assert!(acceptable_request_id(&a));
-        assert!(!acceptable_request_id(&HeaderValue::from_static("has space")));
+        assert!(!acceptable_request_id(&HeaderValue::from_static(
+            "has space"
+        )));
         assert!(!acceptable_request_id(&HeaderValue::from_static("")));
     }
 }

@@ -242,6 +242,30 @@ impl ProxyHttp for Switchyard {
         e
     }
 
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if *e.esource() == ErrorSource::Upstream
+            && let Some(g) = &ctx.attempt {
+                g.stats().record_failure();
+            }
+        // pingora's default policy: only an idempotent request whose body is still fully
+        // buffered may be retried, and only after a failure on a reused connection.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -263,10 +287,14 @@ impl ProxyHttp for Switchyard {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let (Some(limit), Some(chunk)) = (ctx.state.config.limits.max_body_bytes, body.as_ref()) {
+        if let (Some(limit), Some(chunk)) = (ctx.state.config.limits.max_body_bytes, body.as_ref())
+        {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > limit {
-                return Error::e_explain(ErrorType::HTTPStatus(413), "request body larger than max_body_bytes");
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body larger than max_body_bytes",
+                );
             }
         }
         Ok(())
@@ -278,11 +306,10 @@ impl ProxyHttp for Switchyard {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if upstream_response.status.is_server_error() {
-            if let Some(g) = &ctx.attempt {
+        if upstream_response.status.is_server_error()
+            && let Some(g) = &ctx.attempt {
                 g.stats().record_failure();
             }
-        }
         Ok(())
     }
 
@@ -301,17 +328,11 @@ impl ProxyHttp for Switchyard {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = status_for(e);
-        if *e.esource() == ErrorSource::Upstream {
-            if let Some(g) = &ctx.attempt {
-                if !matches!(e.etype(), ErrorType::HTTPStatus(_)) {
-                    g.stats().record_failure();
-                }
-            }
-        }
         if code > 0 && session.response_written().is_none() {
             let retry_after = if code == 503 { ctx.retry_after } else { None };
             if let Err(write_err) =
-                respond::send_error(session, code, ctx.request_id.as_ref(), retry_after, false).await
+                respond::send_error(session, code, ctx.request_id.as_ref(), retry_after, false)
+                    .await
             {
                 tracing::debug!("could not send the {code} answer: {write_err}");
             }
@@ -330,9 +351,15 @@ impl ProxyHttp for Switchyard {
             return;
         }
         let req = session.req_header();
-        let header = |name| req.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let header = |name| {
+            req.headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
         let pool = ctx.pool();
-        let server = pool.zip(ctx.server).map(|(p, i)| p.servers[i].config.addr.as_str());
+        let server = pool
+            .zip(ctx.server)
+            .map(|(p, i)| p.servers[i].config.addr.as_str());
         let path = req
             .uri
             .path_and_query()

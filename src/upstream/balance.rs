@@ -177,8 +177,7 @@ impl Balancer {
                     let picked = match self {
                         Balancer::LeastConn(state) => {
                             let mut cur = lock(state);
-                            least_conn(servers, &mut cur, &ok)
-                                .and_then(|i| acquire(servers, i))
+                            least_conn(servers, &mut cur, &ok).and_then(|i| acquire(servers, i))
                         }
                         Balancer::RoundRobin(state) => {
                             let mut cur = lock(state);
@@ -191,9 +190,7 @@ impl Balancer {
                             Some(key) => ring
                                 .lookup(key, backup, servers.len(), &ok)
                                 .and_then(|i| acquire(servers, i)),
-                            None => {
-                                weighted_random(servers, &ok).and_then(|i| acquire(servers, i))
-                            }
+                            None => weighted_random(servers, &ok).and_then(|i| acquire(servers, i)),
                         },
                     };
                     match picked {
@@ -306,7 +303,11 @@ impl HashRing {
         if !(0..n_servers).any(ok) {
             return None;
         }
-        let ring = if backup { &self.backups } else { &self.primaries };
+        let ring = if backup {
+            &self.backups
+        } else {
+            &self.primaries
+        };
         ring.node_iter(key)
             .take(ring_len_hint(n_servers))
             .filter_map(|addr| self.index_of.get(addr).copied())
@@ -360,7 +361,13 @@ mod tests {
 
     #[test]
     fn least_conn_idle_servers_share_in_weight_ratio() {
-        for weights in [&[3, 3, 2][..], &[1, 1, 1], &[5, 1], &[1, 2, 3, 4], &[1000, 1]] {
+        for weights in [
+            &[3, 3, 2][..],
+            &[1, 1, 1],
+            &[5, 1],
+            &[1, 2, 3, 4],
+            &[1000, 1],
+        ] {
             let servers = pool(weights);
             let b = Balancer::new(&Balance::LeastConn, &servers);
             let total: u32 = weights.iter().sum();
@@ -422,17 +429,31 @@ mod tests {
     fn backups_only_when_no_primary_is_eligible() {
         let mut servers = pool(&[1, 1, 1]);
         servers[2].config.backup = true;
-        for balance in [Balance::LeastConn, Balance::RoundRobin, Balance::Random, Balance::Hash(HashKey::Path)] {
+        for balance in [
+            Balance::LeastConn,
+            Balance::RoundRobin,
+            Balance::Random,
+            Balance::Hash(HashKey::Path),
+        ] {
             let b = Balancer::new(&balance, &servers);
-            let input = PickInput { hash_key: Some(b"/x") };
+            let input = PickInput {
+                hash_key: Some(b"/x"),
+            };
             for _ in 0..20 {
-                let (i, _) = b.pick(&servers, input, &Tried::default(), &|_| true).unwrap();
+                let (i, _) = b
+                    .pick(&servers, input, &Tried::default(), &|_| true)
+                    .unwrap();
                 assert_ne!(i, 2, "{balance:?}");
             }
-            let (i, _) = b.pick(&servers, input, &Tried::default(), &|i| i == 2).unwrap();
+            let (i, _) = b
+                .pick(&servers, input, &Tried::default(), &|i| i == 2)
+                .unwrap();
             assert_eq!(i, 2, "{balance:?}");
             // Nothing eligible at all.
-            assert!(b.pick(&servers, input, &Tried::default(), &|_| false).is_none());
+            assert!(
+                b.pick(&servers, input, &Tried::default(), &|_| false)
+                    .is_none()
+            );
         }
     }
 
@@ -455,9 +476,16 @@ mod tests {
     #[test]
     fn tried_servers_are_skipped_until_all_were_tried() {
         let servers = pool(&[1, 1, 1]);
-        for balance in [Balance::LeastConn, Balance::RoundRobin, Balance::Random, Balance::Hash(HashKey::Path)] {
+        for balance in [
+            Balance::LeastConn,
+            Balance::RoundRobin,
+            Balance::Random,
+            Balance::Hash(HashKey::Path),
+        ] {
             let b = Balancer::new(&balance, &servers);
-            let input = PickInput { hash_key: Some(b"k") };
+            let input = PickInput {
+                hash_key: Some(b"k"),
+            };
             let mut tried = Tried::default();
             for _ in 0..3 {
                 let (i, _) = b.pick(&servers, input, &tried, &|_| true).unwrap();
@@ -465,7 +493,10 @@ mod tests {
                 tried.insert(i);
             }
             assert_eq!(tried.len(), 3);
-            assert!(b.pick(&servers, input, &tried, &|_| true).is_some(), "{balance:?}");
+            assert!(
+                b.pick(&servers, input, &tried, &|_| true).is_some(),
+                "{balance:?}"
+            );
         }
     }
 
@@ -492,33 +523,64 @@ mod tests {
     fn consistent_hash_moves_only_the_removed_servers_keys() {
         let servers = pool(&[1, 1, 1, 1, 1]);
         let b = Balancer::new(&Balance::Hash(HashKey::ClientIp), &servers);
-        let keys: Vec<String> = (0..2000).map(|i| format!("192.168.{}.{}", i / 250, i % 250)).collect();
+        let keys: Vec<String> = (0..2000)
+            .map(|i| format!("192.168.{}.{}", i / 250, i % 250))
+            .collect();
         let before: Vec<SocketAddr> = keys
             .iter()
             .map(|k| {
                 let (i, _) = b
-                    .pick(&servers, PickInput { hash_key: Some(k.as_bytes()) }, &Tried::default(), &|_| true)
+                    .pick(
+                        &servers,
+                        PickInput {
+                            hash_key: Some(k.as_bytes()),
+                        },
+                        &Tried::default(),
+                        &|_| true,
+                    )
                     .unwrap();
                 servers[i].config.socket
             })
             .collect();
         // Same key, same server, every time.
         let (again, _) = b
-            .pick(&servers, PickInput { hash_key: Some(keys[7].as_bytes()) }, &Tried::default(), &|_| true)
+            .pick(
+                &servers,
+                PickInput {
+                    hash_key: Some(keys[7].as_bytes()),
+                },
+                &Tried::default(),
+                &|_| true,
+            )
             .unwrap();
         assert_eq!(servers[again].config.socket, before[7]);
         // Each server gets a fair share.
         for s in &servers {
             let n = before.iter().filter(|a| **a == s.config.socket).count();
-            assert!((250..=550).contains(&n), "{} got {n} of 2000", s.config.addr);
+            assert!(
+                (250..=550).contains(&n),
+                "{} got {n} of 2000",
+                s.config.addr
+            );
         }
         // Remove server 2 (a new pool without it, as a reload builds).
         let removed = servers[2].config.socket;
-        let fewer: Vec<Server> = servers.iter().filter(|s| s.config.socket != removed).cloned().collect();
+        let fewer: Vec<Server> = servers
+            .iter()
+            .filter(|s| s.config.socket != removed)
+            .cloned()
+            .collect();
         let b2 = Balancer::new(&Balance::Hash(HashKey::ClientIp), &fewer);
         for (k, old) in keys.iter().zip(&before) {
             let (i, _) = b2
-                .pick(&fewer, PickInput { hash_key: Some(k.as_bytes()) }, &Tried::default(), &|_| true)
+                .pick(
+                    &fewer,
+                    PickInput {
+                        hash_key: Some(k.as_bytes()),
+                    },
+                    &Tried::default(),
+                    &|_| true,
+                )
                 .unwrap();
             let new = fewer[i].config.socket;
             if *old != removed {
@@ -528,7 +590,14 @@ mod tests {
         // Marking a server ineligible (not removing it) behaves the same way.
         for (k, old) in keys.iter().zip(&before) {
             let (i, _) = b
-                .pick(&servers, PickInput { hash_key: Some(k.as_bytes()) }, &Tried::default(), &|i| i != 2)
+                .pick(
+                    &servers,
+                    PickInput {
+                        hash_key: Some(k.as_bytes()),
+                    },
+                    &Tried::default(),
+                    &|i| i != 2,
+                )
                 .unwrap();
             if *old != removed {
                 assert_eq!(servers[i].config.socket, *old);

@@ -1,0 +1,559 @@
+//! Test support: mock upstream servers, a raw HTTP/1.1 client, and a switchyard process.
+//!
+//! Everything binds to 127.0.0.1 port 0 (or ports just found free), runs in bounded time and
+//! stops by itself: mocks stop when dropped, the proxy process is killed when dropped.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Mock upstreams
+
+/// A request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub version: String,
+    /// Header names lower-cased, in order, repeated names kept.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What a mock does with a request.
+pub enum Action {
+    /// Answer with this status, extra headers and body, after an optional delay.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        delay: Duration,
+    },
+    /// Read the request, then say nothing for this long, then close.
+    Hang(Duration),
+    /// Close the connection without answering.
+    Close,
+    /// Answer `101 Switching Protocols` and echo every byte back afterwards.
+    UpgradeEcho,
+}
+
+impl Action {
+    pub fn ok(body: &str) -> Action {
+        Action::Respond {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn status(status: u16) -> Action {
+        Action::Respond {
+            status,
+            headers: vec![],
+            body: format!("status {status}").into_bytes(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn slow(body: &str, delay: Duration) -> Action {
+        Action::Respond {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+            delay,
+        }
+    }
+}
+
+type Handler = dyn Fn(&Seen) -> Action + Send + Sync;
+
+/// A mock upstream HTTP/1.1 server on 127.0.0.1, one thread per connection, keep-alive.
+pub struct Mock {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Mock {
+    /// A server that answers 200 with its name as the body.
+    pub fn named(name: &str) -> Mock {
+        let name = name.to_string();
+        Mock::start(move |_| Action::ok(&name))
+    }
+
+    pub fn start(handler: impl Fn(&Seen) -> Action + Send + Sync + 'static) -> Mock {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock");
+        Mock::serve(listener, Arc::new(handler))
+    }
+
+    /// Start on a specific address (to bring a "killed" server back on its port).
+    pub fn start_on(
+        addr: SocketAddr,
+        handler: impl Fn(&Seen) -> Action + Send + Sync + 'static,
+    ) -> Mock {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => return Mock::serve(l, Arc::new(handler)),
+                Err(e) if Instant::now() > deadline => panic!("cannot bind {addr}: {e}"),
+                Err(_) => thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn serve(listener: TcpListener, handler: Arc<Handler>) -> Mock {
+        let addr = listener.local_addr().expect("mock addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (seen2, stop2, conns2) = (seen.clone(), stop.clone(), connections.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                conns2.fetch_add(1, Ordering::SeqCst);
+                let (seen, handler, stop) = (seen2.clone(), handler.clone(), stop2.clone());
+                thread::spawn(move || serve_conn(conn, &seen, &*handler, &stop));
+            }
+        });
+        Mock {
+            addr,
+            seen,
+            connections,
+            stop,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag and closes the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+/// Read one request (head and body) from a buffered reader; `None` at a clean end of stream.
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let version = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let mut seen = Seen {
+        method,
+        target,
+        version,
+        headers,
+        body: Vec::new(),
+    };
+    if seen
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            seen.body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = seen
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut body = vec![0; n];
+        r.read_exact(&mut body).ok()?;
+        seen.body = body;
+    }
+    Some(seen)
+}
+
+fn serve_conn(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler, stop: &AtomicBool) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
+    let mut w = write_half;
+    let mut r = BufReader::new(conn);
+    while !stop.load(Ordering::SeqCst) {
+        let Some(req) = read_request(&mut r) else {
+            return;
+        };
+        seen.lock().unwrap().push(req.clone());
+        match handler(&req) {
+            Action::Respond {
+                status,
+                headers,
+                body,
+                delay,
+            } => {
+                thread::sleep(delay);
+                let mut resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+                for (k, v) in headers {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                let mut bytes = resp.into_bytes();
+                if req.method != "HEAD" {
+                    bytes.extend_from_slice(&body);
+                }
+                if w.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Action::Hang(d) => {
+                thread::sleep(d);
+                return;
+            }
+            Action::Close => {
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+            Action::UpgradeEcho => {
+                let _ = w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+                let mut buf = [0u8; 1024];
+                loop {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if w.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An address on which nothing listens (connections are refused).
+pub fn refused_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Parse a complete response (the connection was closed after it).
+pub fn parse_response(raw: &[u8]) -> Option<Response> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
+            let n = usize::from_str_radix(
+                std::str::from_utf8(&rest[..pos])
+                    .ok()?
+                    .split(';')
+                    .next()?
+                    .trim(),
+                16,
+            )
+            .ok()?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(pos + 2..pos + 2 + n)?);
+            rest = rest.get(pos + 4 + n..)?;
+        }
+        body = out;
+    } else if let Some(n) = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(n);
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Send raw bytes and read until the server closes or `timeout` passes.
+pub fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect to proxy");
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(bytes).expect("send");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// One request on its own connection (`Connection: close`).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: test.local\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    let raw = raw(addr, &bytes, Duration::from_secs(20));
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "no parsable response to {method} {path}: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy under test
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_switchyard")
+}
+
+impl Proxy {
+    /// Start switchyard with `config`, in which `{listen}` and `{admin}` are replaced by free
+    /// loopback addresses. Waits until both listeners answer.
+    pub fn start(config: &str) -> Proxy {
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let listen = format!("127.0.0.1:{}", free_port());
+            let admin = format!("127.0.0.1:{}", free_port());
+            let text = config
+                .replace("{listen}", &listen)
+                .replace("{admin}", &admin);
+            let config_path = dir.path().join("switchyard.yaml");
+            std::fs::write(&config_path, text).unwrap();
+            let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+            let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+            let child = Command::new(binary())
+                .arg("-c")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .expect("start switchyard");
+            let mut p = Proxy {
+                addr: listen.parse().unwrap(),
+                admin: admin.parse().unwrap(),
+                child,
+                dir,
+                config_path,
+            };
+            if p.wait_ready(Duration::from_secs(15)) {
+                return p;
+            }
+            eprintln!("switchyard did not start, retrying:\n{}", p.stderr());
+        }
+        panic!("switchyard did not start");
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let admin_ok =
+                TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)).is_ok();
+            let proxy_ok =
+                TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok();
+            if admin_ok && proxy_ok {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(30));
+        }
+        false
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit; `None` if it did not within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let r = get(self.admin, "/status");
+        assert_eq!(r.status, 200);
+        serde_json::from_slice(&r.body).expect("status is JSON")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Count bodies: how many responses said each thing.
+pub fn tally(bodies: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for b in bodies {
+        *m.entry(b).or_insert(0) += 1;
+    }
+    m
+}
