@@ -174,10 +174,12 @@ impl Router {
                 return Some(pool);
             }
             for (suffix, table) in &self.wildcard {
-                if host.len() > suffix.len() && host.ends_with(suffix.as_str())
-                    && let Some(pool) = table.find(path) {
-                        return Some(pool);
-                    }
+                if host.len() > suffix.len()
+                    && host.ends_with(suffix.as_str())
+                    && let Some(pool) = table.find(path)
+                {
+                    return Some(pool);
+                }
             }
         }
         self.any.find(path)

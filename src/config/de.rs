@@ -174,9 +174,10 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                     return visitor.visit_i64(n);
                 }
                 if text.bytes().any(|b| b.is_ascii_digit())
-                    && let Ok(f) = text.parse::<f64>() {
-                        return visitor.visit_f64(f);
-                    }
+                    && let Ok(f) = text.parse::<f64>()
+                {
+                    return visitor.visit_f64(f);
+                }
                 visitor.visit_str(text)
             }
             NodeKind::Seq(items) => visitor.visit_seq(SeqAcc::new(&self, items)),
@@ -473,15 +474,16 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_> {
             let key = &entry.0;
             let path = Path::Key(self.path, &key.text);
             if let Some(fields) = self.fields
-                && !fields.contains(&key.text.as_str()) {
-                    let msg = format!(
-                        "unknown key `{}`{}",
-                        key.text,
-                        did_you_mean(&key.text, fields.iter().copied())
-                    );
-                    self.note(key.mark, &path, msg);
-                    continue;
-                }
+                && !fields.contains(&key.text.as_str())
+            {
+                let msg = format!(
+                    "unknown key `{}`{}",
+                    key.text,
+                    did_you_mean(&key.text, fields.iter().copied())
+                );
+                self.note(key.mark, &path, msg);
+                continue;
+            }
             if !self.seen.insert(&key.text) {
                 self.note(
                     key.mark,

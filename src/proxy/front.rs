@@ -244,21 +244,22 @@ impl AsyncRead for GuardedStream {
         }
 
         if let Some(deadline) = this.deadline.as_mut()
-            && deadline.as_mut().poll(cx).is_ready() {
-                if !this.head_seen_bytes {
-                    this.deadline = None;
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "idle connection",
-                    )));
-                }
-                return this.reject(
-                    cx,
-                    RESPONSE_408,
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            if !this.head_seen_bytes {
+                this.deadline = None;
+                return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "request head not received within header_read_timeout: 408",
-                );
+                    "idle connection",
+                )));
             }
+            return this.reject(
+                cx,
+                RESPONSE_408,
+                io::ErrorKind::TimedOut,
+                "request head not received within header_read_timeout: 408",
+            );
+        }
 
         let before = buf.filled().len();
         if !this.replay.is_empty() {

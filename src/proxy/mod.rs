@@ -251,9 +251,10 @@ impl ProxyHttp for Switchyard {
         client_reused: bool,
     ) -> Box<Error> {
         if *e.esource() == ErrorSource::Upstream
-            && let Some(g) = &ctx.attempt {
-                g.stats().record_failure();
-            }
+            && let Some(g) = &ctx.attempt
+        {
+            g.stats().record_failure();
+        }
         // pingora's default policy: only an idempotent request whose body is still fully
         // buffered may be retried, and only after a failure on a reused connection.
         let mut e = e.more_context(format!("Peer: {peer}"));
@@ -307,9 +308,10 @@ impl ProxyHttp for Switchyard {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if upstream_response.status.is_server_error()
-            && let Some(g) = &ctx.attempt {
-                g.stats().record_failure();
-            }
+            && let Some(g) = &ctx.attempt
+        {
+            g.stats().record_failure();
+        }
         Ok(())
     }
 
