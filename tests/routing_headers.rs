@@ -199,3 +199,21 @@ fn websocket_upgrade_passes_through() {
     }
     assert_eq!(&got, b"ping-frame-bytes");
 }
+
+/// RFC 9112 §9.6: `close` in any `Connection` field closes the connection after the response.
+#[test]
+fn a_close_option_in_any_connection_field_closes_the_connection() {
+    let mock = Mock::named("ok");
+    let p = Proxy::start(&one_pool(&mock));
+    let start = std::time::Instant::now();
+    let out = support::raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "connection left open"
+    );
+}

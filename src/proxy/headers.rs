@@ -63,6 +63,12 @@ fn connection_tokens<'a>(
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the client asked to close the connection (a `close` token in any `Connection`).
+pub fn wants_close(req: &RequestHeader) -> bool {
+    connection_tokens(req.headers.get_all(header::CONNECTION))
+        .any(|t| t.eq_ignore_ascii_case(b"close"))
+}
+
 /// The fields named by `Connection` that are to be removed (all but framing and `Host`).
 /// Empty, and so not allocated, in the common case.
 fn nominated(headers: &http::HeaderMap) -> Vec<HeaderName> {

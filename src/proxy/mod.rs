@@ -149,6 +149,11 @@ impl ProxyHttp for Switchyard {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // RFC 9112 §9.6: a `close` option anywhere in `Connection` closes the connection after
+        // the response (pingora only looks at the first `Connection` field).
+        if headers::wants_close(session.req_header()) {
+            session.set_keepalive(None);
+        }
         let req = session.req_header();
         ctx.request_id = Some(match req.headers.get(headers::X_REQUEST_ID) {
             Some(v) if headers::acceptable_request_id(v) => v.clone(),
