@@ -218,39 +218,26 @@ fn acquire(servers: &[Server], i: usize) -> Option<(usize, InFlightGuard)> {
 /// Least `active / weight`; ties by smooth weighted round-robin over the tied servers.
 fn least_conn(servers: &[Server], cur: &mut [i64], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
     // Pass 1: the least load, as (active, weight) compared by cross-multiplication.
-    let mut best: Option<(u64, u64)> = None;
+    let mut best: Option<(usize, u64, u64)> = None;
     for (i, s) in servers.iter().enumerate() {
         if !ok(i) {
             continue;
         }
         let (a, w) = (u64::from(s.stats.in_flight()), u64::from(s.weight()));
         match best {
-            Some((ba, bw)) if a * bw >= ba * w => {}
-            _ => best = Some((a, w)),
+            Some((_, ba, bw)) if a * bw >= ba * w => {}
+            _ => best = Some((i, a, w)),
         }
     }
-    let (ba, bw) = best?;
-    // Pass 2: smooth WRR among the servers at that load.
-    let mut total = 0i64;
-    let mut pick: Option<usize> = None;
-    for (i, s) in servers.iter().enumerate() {
-        if !ok(i) {
-            continue;
-        }
-        let (a, w) = (u64::from(s.stats.in_flight()), u64::from(s.weight()));
-        if a * bw != ba * w {
-            continue;
-        }
-        let w = i64::from(s.weight());
-        cur[i] += w;
-        total += w;
-        if pick.is_none_or(|p| cur[i] > cur[p]) {
-            pick = Some(i);
-        }
-    }
-    let p = pick?;
-    cur[p] -= total;
-    Some(p)
+    let (first, ba, bw) = best?;
+    // Pass 2: smooth WRR among the servers at that load. Another thread may have finished a
+    // request in between (releases do not take the lock); then the first least-loaded server
+    // found is still a correct answer.
+    smooth_wrr(servers, cur, &|i| {
+        let s = &servers[i];
+        ok(i) && u64::from(s.stats.in_flight()) * bw == ba * u64::from(s.weight())
+    })
+    .or(Some(first))
 }
 
 /// nginx's smooth weighted round-robin over the eligible servers.
