@@ -30,6 +30,7 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
 
 /// `/status`: the live state as JSON; pools and servers in config order.
 pub fn status_json(state: &RuntimeState) -> Value {
+    let now = std::time::Instant::now();
     let mut upstreams = Map::new();
     for pool in &state.pools {
         let servers: Vec<Value> = pool
@@ -41,8 +42,7 @@ pub fn status_json(state: &RuntimeState) -> Value {
                     "weight": s.weight(),
                     "backup": s.config.backup,
                     "active": s.stats.in_flight(),
-                    // Circuit breakers are not implemented yet: every server reports closed.
-                    "breaker": "closed",
+                    "breaker": s.stats.breaker.state(now).as_str(),
                     "healthy": s.stats.is_healthy(),
                     "requests": s.stats.requests(),
                     "failures": s.stats.failures(),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod lifecycle;
+pub mod metrics;
 pub mod proxy;
 pub mod run;
 pub mod state;

@@ -7,6 +7,7 @@ use crate::lifecycle::{self, Signals};
 use crate::proxy::Switchyard;
 use crate::proxy::front::FrontDoor;
 use crate::state::{RuntimeState, Store};
+use crate::upstream::health::HealthChecker;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
@@ -72,8 +73,9 @@ pub fn server_conf(config: &Config) -> ServerConf {
             .map(|u| u.keepalive.idle)
             .sum::<usize>()
             .max(1),
-        // A failure on a reused keep-alive connection may be retried once by pingora.
-        max_retries: 2,
+        // Attempts per request are bounded by each pool's `retry.tries` (at most 100) plus one
+        // replay after a stale keep-alive connection; this is only pingora's outer fuse.
+        max_retries: 101,
         ..ServerConf::default()
     };
     let id = instance_id(config);
@@ -146,6 +148,13 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     admin.add_tcp(&admin_listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
+
+    let mut health = pingora::services::background::background_service(
+        "health checks",
+        HealthChecker::new(Arc::clone(&store)),
+    );
+    health.threads = Some(1);
+    server.add_service(health);
 
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals::default()),

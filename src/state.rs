@@ -7,6 +7,7 @@
 
 use crate::access_log::AccessLogger;
 use crate::config::{Config, HostMatch, Upstream};
+use crate::upstream::pool::PoolStats;
 use crate::upstream::{Balancer, Server, ServerKey, ServerStats};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ pub struct Pool {
     pub config: Upstream,
     pub servers: Vec<Server>,
     pub balancer: Balancer,
+    /// Live pool state, kept across reloads by pool name.
+    pub stats: Arc<PoolStats>,
 }
 
 impl RuntimeState {
@@ -44,10 +47,18 @@ impl RuntimeState {
         previous: Option<&RuntimeState>,
         access_log: Arc<AccessLogger>,
     ) -> RuntimeState {
-        let carried: HashMap<ServerKey, Arc<ServerStats>> = previous
+        let mut carried: HashMap<ServerKey, Arc<ServerStats>> = previous
             .map(|p| p.server_stats().collect())
             .unwrap_or_default();
-        let pools = config
+        let carried_pools: HashMap<&str, &Arc<PoolStats>> = previous
+            .map(|p| {
+                p.pools
+                    .iter()
+                    .map(|pool| (pool.name.as_str(), &pool.stats))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pools: Vec<Pool> = config
             .upstreams
             .iter()
             .map(|u| {
@@ -59,20 +70,32 @@ impl RuntimeState {
                             pool: u.name.clone(),
                             addr: s.addr.clone(),
                         };
+                        let stats = carried
+                            .remove(&key)
+                            .unwrap_or_else(|| Arc::new(ServerStats::new(&u.name, &s.addr)));
                         Server {
                             config: s.clone(),
-                            stats: carried.get(&key).cloned().unwrap_or_default(),
+                            stats,
                         }
                     })
                     .collect();
+                let stats = carried_pools
+                    .get(u.name.as_str())
+                    .map(|s| Arc::clone(s))
+                    .unwrap_or_else(|| Arc::new(PoolStats::new(&u.name)));
                 Pool {
                     name: u.name.clone(),
                     balancer: Balancer::new(&u.balance, &servers),
                     config: u.clone(),
                     servers,
+                    stats,
                 }
             })
             .collect();
+        // Servers that left the configuration: their metric series go too (SPEC §5).
+        for key in carried.keys() {
+            crate::metrics::metrics().forget_server(&key.pool, &key.addr);
+        }
         let router = Router::new(&config);
         RuntimeState {
             generation,

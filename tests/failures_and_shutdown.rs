@@ -15,6 +15,7 @@ fn config(addr: &str, extra: &str) -> String {
 
 #[test]
 fn a_refused_connection_is_502_with_a_plain_text_body() {
+    // The only server refuses: the default `tries: 3` tries it three times, then 502.
     let p = Proxy::start(&config(&refused_addr().to_string(), ""));
     let r = get(p.addr, "/");
     assert_eq!(r.status, 502);
@@ -22,7 +23,7 @@ fn a_refused_connection_is_502_with_a_plain_text_body() {
     assert!(r.text().starts_with("502"), "{}", r.text());
     assert!(r.header("x-request-id").is_some());
     let status = p.status_json();
-    assert_eq!(status["upstreams"]["app"]["servers"][0]["failures"], 1);
+    assert_eq!(status["upstreams"]["app"]["servers"][0]["failures"], 3);
     assert_eq!(status["upstreams"]["app"]["servers"][0]["active"], 0);
 }
 
@@ -31,7 +32,7 @@ fn a_read_timeout_is_504_within_a_bounded_time() {
     let mock = Mock::start(|_| Action::Hang(Duration::from_secs(10)));
     let p = Proxy::start(&config(
         &mock.addr.to_string(),
-        "    timeouts: {read: 1s}\n",
+        "    timeouts: {read: 1s}\n    retry: {tries: 1}\n",
     ));
     let start = Instant::now();
     let r = get(p.addr, "/");

@@ -215,7 +215,7 @@ pub enum Outcome {
     Status(u16),
 }
 
-/// A set of outcomes: `error`, `timeout`, `invalid_header` and `http_NNN` for 400..=599.
+/// A set of outcomes: `error`, `timeout`, `invalid_header` and `http_NNN` (429, 500..=599).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutcomeSet {
     flags: u8,
@@ -234,11 +234,16 @@ impl OutcomeSet {
             "timeout" => self.flags |= Self::TIMEOUT,
             "invalid_header" => self.flags |= Self::INVALID_HEADER,
             _ => {
+                // Statuses that mean "the server could not serve it": 429 and 5xx.
                 let code = name
                     .strip_prefix("http_")
                     .and_then(|c| c.parse::<u16>().ok())
-                    .filter(|c| (400..=599).contains(c))
-                    .ok_or_else(|| format!("unknown condition `{name}`"))?;
+                    .filter(|c| *c == 429 || (500..=599).contains(c))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown condition `{name}` (statuses: http_429, http_500 to http_599)"
+                        )
+                    })?;
                 let i = usize::from(code - 400);
                 self.statuses[i / 64] |= 1 << (i % 64);
             }
@@ -346,6 +351,8 @@ mod tests {
         assert!(!s.contains(Outcome::Status(200)));
         assert!(s.has_statuses());
         assert!(s.insert_name("http_200").is_err());
+        assert!(s.insert_name("http_404").is_err());
+        assert!(s.insert_name("http_429").is_ok());
         assert!(s.insert_name("bogus").is_err());
     }
 }

@@ -23,6 +23,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 const MIN_HEADER_BYTES: u64 = 1024;
 /// pingora reads at most 1 MiB of request head; a larger limit could never be reached.
 const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+/// pingora's request body replay buffer (`BODY_BUF_LIMIT`) is fixed at 64 KiB.
+const MAX_RETRY_BUFFER: u64 = 64 * 1024;
 
 struct Checker<'a> {
     root: &'a Node,
@@ -538,7 +540,17 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
         &rp("timeout"),
         Duration::ZERO,
     );
-    let buffer = c.size(&r.and_then(|r| r.buffer.clone()), &rp("buffer"), 64 * 1024);
+    let buffer = c.size(
+        &r.and_then(|r| r.buffer.clone()),
+        &rp("buffer"),
+        MAX_RETRY_BUFFER,
+    );
+    if buffer > MAX_RETRY_BUFFER {
+        c.err(
+            &rp("buffer"),
+            "at most 64KiB: pingora keeps at most that much of a request body for replay",
+        );
+    }
     let budget_percent = r.and_then(|r| r.budget_percent).unwrap_or(20);
     if budget_percent > 100 {
         c.err(&rp("budget_percent"), "must be from 0 to 100");

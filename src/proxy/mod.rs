@@ -2,18 +2,28 @@
 //!
 //! A request takes an `Arc` of the [`RuntimeState`] when its context is created and uses that
 //! snapshot to the end: routing, the pool, its servers and its policies. Each attempt holds an
-//! [`InFlightGuard`] on the chosen server, released when the attempt is replaced or the context
-//! is dropped, whichever way the request ends.
+//! [`InFlightGuard`] on the chosen server (and, when its breaker is half-open, a trial slot),
+//! released when the attempt is replaced or the context is dropped, whichever way the request
+//! ends. Every attempt ends in exactly one outcome, which feeds the server's breaker, its
+//! counters and metrics, and the retry decision (`retry.rs`).
+//!
+//! pingora's retry loop calls `upstream_peer` again when a failed attempt's error is marked
+//! retryable; `fail_to_connect` (nothing was sent) and `error_while_proxy` (something may have
+//! been) make that call. A response status listed in `retry.on` fails its attempt in
+//! `upstream_response_filter`, before any byte of it reaches the client.
 
 pub mod front;
 pub mod headers;
 pub mod respond;
+pub mod retry;
 
 use crate::access_log::Entry;
-use crate::config::HashKey;
+use crate::config::{HashKey, Outcome};
 use crate::lifecycle::ActiveRequest;
-use crate::state::{RuntimeState, Store};
-use crate::upstream::{InFlightGuard, PickInput, Tried};
+use crate::state::{Pool, RuntimeState, Store};
+use crate::upstream::breaker::{Admission, BreakerState, Transition};
+use crate::upstream::pool::InPool;
+use crate::upstream::{InFlightGuard, PickInput, Server, Tried};
 use async_trait::async_trait;
 use bytes::Bytes;
 use front::GuardedStream;
@@ -22,10 +32,10 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
-use pingora::{ErrorSource, ErrorType};
+use pingora::{ErrorSource, ErrorType, RetryType};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
 pub struct Switchyard {
@@ -38,27 +48,162 @@ impl Switchyard {
     }
 }
 
+/// One attempt to one server.
+struct Attempt {
+    server: usize,
+    _guard: InFlightGuard,
+    admission: Admission,
+    /// Its outcome has been recorded.
+    done: bool,
+}
+
 /// Per-request state.
 pub struct Ctx {
     /// The configuration this request started with.
     pub state: Arc<RuntimeState>,
     started: Instant,
     pool: Option<usize>,
-    /// The server of the current (last) attempt.
+    in_pool: Option<InPool>,
+    /// End of the `retry.timeout` budget.
+    deadline: Option<Instant>,
+    attempt: Option<Attempt>,
+    /// The server of the last attempt, kept for the log after the attempt ends.
     server: Option<usize>,
-    attempt: Option<InFlightGuard>,
     tried: Tried,
+    /// All attempts made (for the log).
     attempts: u32,
+    /// Attempts that count against `retry.tries`.
+    tries_used: u32,
+    /// pingora may replay once on a stale keep-alive connection without counting a try.
+    free_retry_used: bool,
+    next_attempt_free: bool,
+    last_failure: Option<Outcome>,
+    /// The current attempt was failed by us to retry this status elsewhere.
+    status_retry: Option<u16>,
     request_id: Option<HeaderValue>,
+    /// Request body bytes seen by the current attempt.
     body_bytes: u64,
     retry_after: Option<u64>,
     _active: ActiveRequest,
 }
 
 impl Ctx {
-    fn pool(&self) -> Option<&crate::state::Pool> {
+    fn pool(&self) -> Option<&Pool> {
         self.pool.and_then(|p| self.state.pools.get(p))
     }
+
+    /// Record the outcome of the current attempt (once): breaker, counters, metrics.
+    fn finish_attempt(&mut self, outcome: Outcome) {
+        let state = Arc::clone(&self.state);
+        let (Some(pool), Some(a)) = (
+            self.pool.and_then(|p| state.pools.get(p)),
+            self.attempt.as_mut(),
+        ) else {
+            return;
+        };
+        if a.done {
+            return;
+        }
+        a.done = true;
+        let server = &pool.servers[a.server];
+        let stats = &server.stats;
+        stats.metrics.count_attempt(outcome);
+        if outcome != Outcome::Success {
+            stats.record_failure();
+            self.last_failure = Some(outcome);
+        }
+        let policy = &pool.config.breaker;
+        let failed = policy.on.contains(outcome);
+        if let Some(t) = stats
+            .breaker
+            .record(a.admission, failed, Instant::now(), policy)
+        {
+            report_transition(pool, server, t);
+        }
+    }
+
+    /// End the current attempt; one without an outcome frees its breaker trial slot.
+    fn end_attempt(&mut self) {
+        if let Some(a) = self.attempt.take() {
+            if !a.done {
+                if let Some(pool) = self.pool() {
+                    pool.servers[a.server].stats.breaker.release(a.admission);
+                }
+            }
+        }
+    }
+
+    /// Whether the failed attempt is tried again; counts the retry or the refusal by budget.
+    fn should_retry(&mut self, session: &Session, outcome: Outcome, request_sent: bool) -> bool {
+        let state = Arc::clone(&self.state);
+        let Some(pool) = self.pool.and_then(|p| state.pools.get(p)) else {
+            return false;
+        };
+        let policy = &pool.config.retry;
+        let facts = retry::Attempted {
+            outcome,
+            tries_used: self.tries_used,
+            request_sent,
+            idempotent: session.req_header().method.is_idempotent(),
+            body_replayable: !session.as_ref().retry_buffer_truncated()
+                && self.body_bytes <= policy.buffer as u64,
+            response_started: session.response_written().is_some(),
+            deadline_passed: self.deadline.is_some_and(|d| Instant::now() >= d),
+        };
+        if retry::decide(policy, &facts) != retry::Verdict::Retry {
+            return false;
+        }
+        let within_budget = self
+            .in_pool
+            .as_mut()
+            .is_some_and(|p| p.try_retry(policy.budget_percent));
+        match within_budget {
+            true => {
+                pool.stats.metrics.count_retry(outcome);
+                true
+            }
+            false => {
+                pool.stats.metrics.retries_over_budget.inc();
+                tracing::debug!(upstream = %pool.name, "retry not made: the retry budget is spent");
+                false
+            }
+        }
+    }
+}
+
+/// Log and count a breaker transition (SPEC §3: `warn` on open).
+fn report_transition(pool: &Pool, server: &Server, t: Transition) {
+    let (name, addr) = (pool.name.as_str(), server.config.addr.as_str());
+    match (t.to, t.open_for) {
+        (BreakerState::Open, Some(d)) => {
+            tracing::warn!(upstream = name, server = addr, open_for = ?d, "circuit breaker opened");
+        }
+        (to, _) => tracing::info!(
+            upstream = name,
+            server = addr,
+            state = to.as_str(),
+            "circuit breaker changed state"
+        ),
+    }
+    crate::metrics::metrics()
+        .breaker_transitions
+        .with_label_values(&[name, addr, t.to.as_str()])
+        .inc();
+    server.stats.metrics.set_breaker(t.to);
+}
+
+/// Seconds a client should wait before a pool has a server again (`Retry-After`): until the
+/// earliest breaker half-opens; else a health-check interval; else one second.
+fn retry_after_secs(pool: &Pool, now: Instant) -> u64 {
+    let reopen = pool
+        .servers
+        .iter()
+        .filter_map(|s| s.stats.breaker.reopens_in(now))
+        .min();
+    let wait = reopen
+        .or_else(|| pool.config.health_check.as_ref().map(|h| h.interval))
+        .unwrap_or(Duration::from_secs(1));
+    wait.as_millis().div_ceil(1000).max(1) as u64
 }
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
@@ -125,10 +270,17 @@ impl ProxyHttp for Switchyard {
             state: self.store.load_full(),
             started: Instant::now(),
             pool: None,
-            server: None,
+            in_pool: None,
+            deadline: None,
             attempt: None,
+            server: None,
             tried: Tried::default(),
             attempts: 0,
+            tries_used: 0,
+            free_retry_used: false,
+            next_attempt_free: false,
+            last_failure: None,
+            status_retry: None,
             request_id: None,
             body_bytes: 0,
             retry_after: None,
@@ -162,13 +314,15 @@ impl ProxyHttp for Switchyard {
 
         let host = request_host(req);
         ctx.pool = ctx.state.router.route(host, req.uri.path());
-        let Some(pool) = ctx.pool() else {
+        let state = Arc::clone(&ctx.state);
+        let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
             respond::send_error(session, 404, ctx.request_id.as_ref(), None, true).await?;
             return Ok(true);
         };
-        let _ = pool;
+        ctx.in_pool = Some(pool.stats.begin_request());
+        ctx.deadline = pool.config.retry.timeout.map(|t| ctx.started + t);
 
-        if let Some(limit) = ctx.state.config.limits.max_body_bytes {
+        if let Some(limit) = state.config.limits.max_body_bytes {
             let declared = session
                 .req_header()
                 .headers
@@ -185,10 +339,19 @@ impl ProxyHttp for Switchyard {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        ctx.end_attempt();
+        ctx.body_bytes = 0;
+        ctx.status_retry = None;
         let state = Arc::clone(&ctx.state);
         let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
         };
+        let now = Instant::now();
+        let remaining = ctx.deadline.map(|d| d.saturating_duration_since(now));
+        if remaining.is_some_and(|r| r.is_zero()) {
+            return Error::e_explain(ErrorType::HTTPStatus(504), "retry.timeout spent");
+        }
+
         let client = client_ip(session);
         let ip_text;
         let req = session.req_header();
@@ -202,29 +365,75 @@ impl ProxyHttp for Switchyard {
             Some(HashKey::Cookie(name)) => cookie(req, name),
             Some(HashKey::Path) => Some(req.uri.path().as_bytes()),
         };
+
         let servers = &pool.servers;
-        let eligible = |i: usize| servers[i].stats.is_healthy();
-        let picked = pool
-            .balancer
-            .pick(servers, PickInput { hash_key }, &ctx.tried, &eligible);
-        let Some((i, guard)) = picked else {
-            ctx.retry_after = Some(1);
-            return Error::e_explain(ErrorType::HTTPStatus(503), "no eligible server in the pool");
+        let breaker_policy = &pool.config.breaker;
+        // Servers whose breaker refused the request between the pick and the admission.
+        let mut refused: Vec<usize> = Vec::new();
+        let chosen = loop {
+            let eligible = |i: usize| {
+                let st = &servers[i].stats;
+                st.is_healthy()
+                    && st.breaker.available(now, breaker_policy)
+                    && !refused.contains(&i)
+            };
+            let Some((i, guard)) =
+                pool.balancer
+                    .pick(servers, PickInput { hash_key }, &ctx.tried, &eligible)
+            else {
+                break None;
+            };
+            let (admission, transition) = servers[i].stats.breaker.admit(now, breaker_policy);
+            if let Some(t) = transition {
+                report_transition(pool, &servers[i], t);
+            }
+            match admission {
+                Some(admission) => break Some((i, guard, admission)),
+                None => refused.push(i),
+            }
+        };
+        let Some((i, guard, admission)) = chosen else {
+            if ctx.attempts == 0 {
+                pool.stats.metrics.no_server.inc();
+                ctx.retry_after = Some(retry_after_secs(pool, now));
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(503),
+                    "no eligible server in the pool",
+                );
+            }
+            // A retry found nothing: the answer reflects the last real failure.
+            let code = if ctx.last_failure == Some(Outcome::Timeout) {
+                504
+            } else {
+                502
+            };
+            return Error::e_explain(ErrorType::HTTPStatus(code), "no server left to retry on");
         };
         ctx.tried.insert(i);
         ctx.server = Some(i);
-        // Replacing the guard releases the previous attempt's server.
-        ctx.attempt = Some(guard);
+        ctx.attempt = Some(Attempt {
+            server: i,
+            _guard: guard,
+            admission,
+            done: false,
+        });
         ctx.attempts += 1;
+        if std::mem::take(&mut ctx.next_attempt_free) {
+            // A replay after a stale keep-alive connection does not count as a try.
+        } else {
+            ctx.tries_used += 1;
+        }
 
         let server = &servers[i];
         let cfg = &pool.config;
+        let cap = |d: Duration| remaining.map_or(d, |r| d.min(r));
         let mut peer = HttpPeer::new(server.config.socket, false, String::new());
-        peer.options.connection_timeout = Some(cfg.timeouts.connect);
-        peer.options.read_timeout = Some(cfg.timeouts.read);
-        peer.options.write_timeout = Some(cfg.timeouts.write);
+        peer.options.connection_timeout = Some(cap(cfg.timeouts.connect));
+        peer.options.total_connection_timeout = Some(cap(cfg.timeouts.connect));
+        peer.options.read_timeout = Some(cap(cfg.timeouts.read));
+        peer.options.write_timeout = Some(cap(cfg.timeouts.write));
         peer.options.idle_timeout = Some(if cfg.keepalive.idle == 0 {
-            std::time::Duration::ZERO
+            Duration::ZERO
         } else {
             cfg.keepalive.timeout
         });
@@ -234,16 +443,16 @@ impl ProxyHttp for Switchyard {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // One attempt per request: retries on other servers are a separate feature.
-        if let Some(g) = &ctx.attempt {
-            g.stats().record_failure();
-        }
-        e.set_retry(false);
+        let outcome = retry::classify(&e);
+        ctx.finish_attempt(outcome);
+        // Nothing of the request was sent: any method may go to the next server.
+        let again = ctx.should_retry(session, outcome, false);
+        e.set_retry(again);
         e
     }
 
@@ -255,20 +464,38 @@ impl ProxyHttp for Switchyard {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        if *e.esource() == ErrorSource::Upstream
-            && let Some(g) = &ctx.attempt
-        {
-            g.stats().record_failure();
-        }
-        // pingora's default policy: only an idempotent request whose body is still fully
-        // buffered may be retried, and only after a failure on a reused connection.
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
+        if ctx.status_retry.take().is_some() {
+            // upstream_response_filter failed this attempt after deciding to retry.
+            e.set_retry(true);
+            return e;
         }
+        if *e.esource() != ErrorSource::Upstream {
+            // The client went away or sent garbage: not the server's fault, nothing to retry.
+            ctx.end_attempt();
+            e.set_retry(false);
+            return e;
+        }
+        let idempotent = session.req_header().method.is_idempotent();
+        if client_reused
+            && matches!(e.retry, RetryType::ReusedOnly)
+            && !ctx.free_retry_used
+            && idempotent
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none()
+        {
+            // A pooled connection the server had already closed: replay once, not counted
+            // against the server or the tries.
+            ctx.free_retry_used = true;
+            ctx.next_attempt_free = true;
+            ctx.end_attempt();
+            e.set_retry(true);
+            return e;
+        }
+        let outcome = retry::classify(&e);
+        ctx.finish_attempt(outcome);
+        let again = ctx.should_retry(session, outcome, true);
+        e.set_retry(again);
         e
     }
 
@@ -293,10 +520,15 @@ impl ProxyHttp for Switchyard {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let (Some(limit), Some(chunk)) = (ctx.state.config.limits.max_body_bytes, body.as_ref())
-        {
+        if let Some(chunk) = body.as_ref() {
             ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > limit {
+            if ctx
+                .state
+                .config
+                .limits
+                .max_body_bytes
+                .is_some_and(|limit| ctx.body_bytes > limit)
+            {
                 return Error::e_explain(
                     ErrorType::HTTPStatus(413),
                     "request body larger than max_body_bytes",
@@ -308,14 +540,24 @@ impl ProxyHttp for Switchyard {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if upstream_response.status.is_server_error()
-            && let Some(g) = &ctx.attempt
-        {
-            g.stats().record_failure();
+        if upstream_response.status.is_informational() {
+            return Ok(());
+        }
+        let status = upstream_response.status.as_u16();
+        let outcome = retry::status_outcome(status);
+        ctx.finish_attempt(outcome);
+        if outcome != Outcome::Success && ctx.should_retry(session, outcome, true) {
+            ctx.status_retry = Some(status);
+            let mut e = Error::explain(
+                ErrorType::HTTPStatus(status),
+                "status listed in retry.on; trying the next server",
+            );
+            e.as_up();
+            return Err(e);
         }
         Ok(())
     }
@@ -351,8 +593,18 @@ impl ProxyHttp for Switchyard {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        // The attempt is over: release the server before the log line is written.
-        ctx.attempt = None;
+        // The request is over: release the server before anything else.
+        ctx.end_attempt();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        let pool = ctx.pool();
+        let pool_metrics: &crate::metrics::PoolMetrics = match pool {
+            Some(p) => &p.stats.metrics,
+            None => crate::metrics::no_route(),
+        };
+        pool_metrics.count_request(status);
+        pool_metrics.duration.observe(elapsed.as_secs_f64());
+
         let log = &ctx.state.access_log;
         if !log.is_on() {
             return;
@@ -363,7 +615,6 @@ impl ProxyHttp for Switchyard {
                 .get(name)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        let pool = ctx.pool();
         let server = pool
             .zip(ctx.server)
             .map(|(p, i)| p.servers[i].config.addr.as_str());
@@ -382,12 +633,12 @@ impl ProxyHttp for Switchyard {
             method: req.method.as_str(),
             path,
             version,
-            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            status,
             bytes: session.body_bytes_sent(),
             upstream: pool.map_or("", |p| p.name.as_str()),
             server,
             attempts: ctx.attempts,
-            duration: ctx.started.elapsed(),
+            duration: elapsed,
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),

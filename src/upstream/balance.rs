@@ -328,7 +328,7 @@ mod tests {
                     max_conns: None,
                     backup: false,
                 },
-                stats: Arc::new(ServerStats::default()),
+                stats: Arc::new(ServerStats::new("test", &format!("10.0.0.{}:80", i + 1))),
             })
             .collect()
     }

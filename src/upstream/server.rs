@@ -5,7 +5,10 @@
 //! in-flight count, counters and health; requests started before the reload still decrement
 //! the same counter through their [`InFlightGuard`].
 
+use super::breaker::{Breaker, BreakerState};
+use super::health::Probe;
 use crate::config::ServerConfig;
+use crate::metrics::ServerMetrics;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -32,20 +35,36 @@ pub struct ServerStats {
     failures: AtomicU64,
     /// Result of active health checks; servers start healthy (SPEC §3).
     healthy: AtomicBool,
+    pub breaker: Breaker,
+    pub probe: Probe,
+    pub metrics: ServerMetrics,
 }
 
-impl Default for ServerStats {
-    fn default() -> Self {
+impl ServerStats {
+    /// Fresh state for a newly configured server of `pool` with this `addr`.
+    pub fn new(pool: &str, addr: &str) -> ServerStats {
         ServerStats {
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            breaker: Breaker::default(),
+            probe: Probe::default(),
+            metrics: ServerMetrics::new(pool, addr),
         }
     }
-}
 
-impl ServerStats {
+    /// Copy the live state into the metric gauges (at scrape time).
+    pub fn refresh_gauges(&self, now: std::time::Instant) {
+        self.metrics.in_flight.set(i64::from(self.in_flight()));
+        self.metrics.healthy.set(i64::from(self.is_healthy()));
+        self.metrics.set_breaker(self.breaker.state(now));
+    }
+
+    pub fn breaker_state(&self, now: std::time::Instant) -> BreakerState {
+        self.breaker.state(now)
+    }
+
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -135,7 +154,7 @@ mod tests {
 
     #[test]
     fn guard_counts_and_releases() {
-        let s = Arc::new(ServerStats::default());
+        let s = Arc::new(ServerStats::new("p", "guard"));
         let g1 = s.try_acquire(None).unwrap();
         let g2 = s.try_acquire(None).unwrap();
         assert_eq!(s.in_flight(), 2);
@@ -148,7 +167,7 @@ mod tests {
 
     #[test]
     fn max_conns_is_never_exceeded_under_contention() {
-        let s = Arc::new(ServerStats::default());
+        let s = Arc::new(ServerStats::new("p", "max"));
         let max = NonZeroU32::new(5);
         let peak = Arc::new(AtomicU32::new(0));
         std::thread::scope(|scope| {
