@@ -124,12 +124,11 @@ impl Ctx {
 
     /// End the current attempt; one without an outcome frees its breaker trial slot.
     fn end_attempt(&mut self) {
-        if let Some(a) = self.attempt.take() {
-            if !a.done {
-                if let Some(pool) = self.pool() {
-                    pool.servers[a.server].stats.breaker.release(a.admission);
-                }
-            }
+        if let Some(a) = self.attempt.take()
+            && !a.done
+            && let Some(pool) = self.pool()
+        {
+            pool.servers[a.server].stats.breaker.release(a.admission);
         }
     }
 
