@@ -100,6 +100,8 @@ pub struct Mock {
     seen: Arc<Mutex<Vec<Seen>>>,
     connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    /// Every accepted connection, so `kill` can close them all.
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Mock {
@@ -134,13 +136,22 @@ impl Mock {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (seen2, stop2, conns2) = (seen.clone(), stop.clone(), connections.clone());
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (seen2, stop2, conns2, open2) = (
+            seen.clone(),
+            stop.clone(),
+            connections.clone(),
+            open.clone(),
+        );
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                if let Ok(c) = conn.try_clone() {
+                    open2.lock().unwrap().push(c);
+                }
                 conns2.fetch_add(1, Ordering::SeqCst);
                 let (seen, handler, stop) = (seen2.clone(), handler.clone(), stop2.clone());
                 thread::spawn(move || serve_conn(conn, &seen, &*handler, &stop));
@@ -151,7 +162,27 @@ impl Mock {
             seen,
             connections,
             stop,
+            open,
         }
+    }
+
+    /// Die like a killed process: stop listening and close every connection.
+    pub fn kill(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        for c in self.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Requests seen whose target starts with `prefix`.
+    pub fn hits_on(&self, prefix: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.target.starts_with(prefix))
+            .count()
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -169,9 +200,7 @@ impl Mock {
 
 impl Drop for Mock {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag and closes the listener.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        self.kill();
     }
 }
 
