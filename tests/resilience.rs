@@ -345,6 +345,16 @@ fn killing_one_of_three_servers_under_load_fails_no_request() {
         .flat_map(|c| c.join().unwrap())
         .collect();
     let failed = statuses.iter().filter(|s| **s != 200).count();
+    if failed > 0 {
+        let bad: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+        let errs: Vec<String> = p
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .map(String::from)
+            .collect();
+        eprintln!("failed statuses {bad:?}\n{}", errs.join("\n"));
+    }
     assert!(statuses.len() > 100, "only {} requests", statuses.len());
     assert_eq!(failed, 0, "{failed} of {} requests failed", statuses.len());
     assert!(

@@ -152,10 +152,15 @@ impl Ctx {
         if retry::decide(policy, &facts) != retry::Verdict::Retry {
             return false;
         }
-        let within_budget = self
-            .in_pool
-            .as_mut()
-            .is_some_and(|p| p.try_retry(policy.budget_percent));
+        // The budget guards servers against load multiplied by retries. A request whose
+        // connection failed reached no server, so sending it to another adds no load anywhere:
+        // such retries are not capped (a dead server would otherwise turn the first burst of
+        // refused connections into errors, before its breaker opens).
+        let within_budget = !request_sent
+            || self
+                .in_pool
+                .as_mut()
+                .is_some_and(|p| p.try_retry(policy.budget_percent));
         match within_budget {
             true => {
                 pool.stats.metrics.count_retry(outcome);

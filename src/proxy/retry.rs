@@ -3,7 +3,10 @@
 //!
 //! Pure functions: the proxy gathers the facts about the attempt and the request, and these
 //! decide. The budget needs the pool's live counters and is applied by the caller through
-//! [`crate::upstream::pool::InPool::try_retry`], after everything else said yes.
+//! [`crate::upstream::pool::InPool::try_retry`], after everything else said yes, and only to
+//! retries of requests that reached a server: a request whose connection failed was delivered
+//! nowhere, so retrying it multiplies no server's load (Envoy caps these too; we do not, so a
+//! killed server's refused connections never fail a request while its breaker is still closed).
 
 use crate::config::{Outcome, RetryPolicy};
 use pingora::{Error, ErrorType};
