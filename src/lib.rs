@@ -9,6 +9,7 @@ pub mod demo;
 pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod run;
 pub mod state;
 pub mod upstream;

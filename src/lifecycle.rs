@@ -1,13 +1,13 @@
-//! Process lifecycle: signals, and draining in-flight requests on `SIGTERM`.
+//! Process lifecycle: draining requests in flight on shutdown, `SIGHUP`, exit hooks.
 //!
-//! pingora's graceful shutdown stops the listeners and then always sleeps the whole grace
-//! period before stopping its runtimes (which cancels whatever is still running). switchyard
-//! keeps the count of requests in flight and exits as soon as it reaches zero, so a `SIGTERM`
-//! with nothing in flight exits at once, and one with a slow request exits when it completes,
-//! or after `shutdown_grace` at the latest (pingora's own path then ends the process).
+//! pingora handles `SIGTERM` (graceful), `SIGINT` (fast) and `SIGQUIT` (upgrade). After a
+//! graceful stop of the listeners it always sleeps the whole grace period before stopping its
+//! runtimes (which cancels whatever still runs). switchyard keeps the count of requests in
+//! flight and exits as soon as it reaches zero, so a `SIGTERM` with nothing in flight exits at
+//! once and one with a slow request exits when that completes, or after `shutdown_grace` at the
+//! latest (pingora's own path then ends the process).
 
-use async_trait::async_trait;
-use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::ExecutionPhase;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,53 +58,47 @@ pub fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// pingora's signal source, with the switchyard drain on `SIGTERM`.
-pub struct Signals {
-    /// How long to let pingora stop its listeners before counting in-flight requests.
-    settle: Duration,
+/// After a graceful shutdown (`SIGTERM`) or upgrade (`SIGQUIT`) has stopped the listeners,
+/// exit as soon as no request is in flight instead of sleeping out the grace period.
+pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>) {
+    std::thread::Builder::new()
+        .name("drain".into())
+        .spawn(move || {
+            loop {
+                match phases.blocking_recv() {
+                    Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            tracing::info!(
+                in_flight = active_requests(),
+                "listeners closed; finishing the requests in flight"
+            );
+            while active_requests() > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            tracing::info!("all requests finished; exiting");
+            exit(0);
+        })
+        .ok();
 }
 
-impl Default for Signals {
-    fn default() -> Self {
-        Signals {
-            settle: Duration::from_millis(100),
-        }
-    }
-}
-
-#[async_trait]
-impl ShutdownSignalWatch for Signals {
-    async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut quit), Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::quit()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers; shutting down");
-            return ShutdownSignal::FastShutdown;
-        };
-        tokio::select! {
-            _ = quit.recv() => {
-                tracing::info!("SIGQUIT: handing the listeners over to the new process");
-                ShutdownSignal::GracefulUpgrade
-            }
-            _ = term.recv() => {
-                tracing::info!(in_flight = active_requests(), "SIGTERM: no new connections; finishing requests in flight");
-                let settle = self.settle;
-                std::thread::spawn(move || {
-                    std::thread::sleep(settle);
-                    while active_requests() > 0 {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    tracing::info!("all requests finished; exiting");
-                    exit(0);
-                });
-                ShutdownSignal::GracefulTerminate
-            }
-            _ = int.recv() => {
-                tracing::info!("SIGINT: fast shutdown");
-                ShutdownSignal::FastShutdown
-            }
-        }
-    }
+/// Reload on every `SIGHUP`, on a thread of its own.
+pub fn reload_on_sighup(reloader: Arc<crate::reload::Reloader>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let mut hup = rt.block_on(async { signal(SignalKind::hangup()) })?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                while hup.recv().await.is_some() {
+                    // Loading blocks (disk, DNS); this thread does nothing else.
+                    let _ = reloader.reload("SIGHUP");
+                }
+            })
+        })?;
+    Ok(())
 }

@@ -3,9 +3,10 @@
 use crate::access_log::AccessLogger;
 use crate::admin::Admin;
 use crate::config::{self, Config};
-use crate::lifecycle::{self, Signals};
+use crate::lifecycle;
 use crate::proxy::Switchyard;
 use crate::proxy::front::FrontDoor;
+use crate::reload::{self, Reloader};
 use crate::state::{RuntimeState, Store};
 use crate::upstream::health::HealthChecker;
 use anyhow::{Context, bail};
@@ -117,8 +118,24 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
         upstreams = config.upstreams.len(),
         "starting switchyard"
     );
+    let watch = config.watch;
     let state = RuntimeState::build(config, 1, None, access_log);
     let store: Store = Arc::new(ArcSwap::from_pointee(state));
+    reload::record_initial_load(1);
+    let reloader = Arc::new(Reloader::new(
+        Arc::clone(&store),
+        opts.config_path.to_path_buf(),
+    ));
+    lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
+    // The watcher always runs; it reloads only while the running config says `watch: true`.
+    if let Err(e) = reloader.watch() {
+        if watch {
+            tracing::warn!(
+                "cannot watch {} for changes ({e}); reload with SIGHUP or POST /reload",
+                opts.config_path.display()
+            );
+        }
+    }
 
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -126,6 +143,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
+    lifecycle::exit_when_drained(server.watch_execution_phase());
 
     let mut proxy =
         pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
@@ -143,7 +161,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(Admin::new(Arc::clone(&store))),
+        HttpServer::new_app(Admin::new(Arc::clone(&store), reloader)),
     );
     admin.add_tcp(&admin_listen.to_string());
     admin.threads = Some(1);
@@ -156,8 +174,6 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     health.threads = Some(1);
     server.add_service(health);
 
-    server.run(RunArgs {
-        shutdown_signal: Box::new(Signals::default()),
-    });
+    server.run(RunArgs::default());
     lifecycle::exit(0)
 }
