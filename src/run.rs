@@ -128,13 +128,13 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     ));
     lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
     // The watcher always runs; it reloads only while the running config says `watch: true`.
-    if let Err(e) = reloader.watch() {
-        if watch {
-            tracing::warn!(
-                "cannot watch {} for changes ({e}); reload with SIGHUP or POST /reload",
-                opts.config_path.display()
-            );
-        }
+    if let Err(e) = reloader.watch()
+        && watch
+    {
+        tracing::warn!(
+            "cannot watch {} for changes ({e}); reload with SIGHUP or POST /reload",
+            opts.config_path.display()
+        );
     }
 
     let opt = Opt {
