@@ -139,7 +139,7 @@ fn status_tables(status: &Value) -> String {
             };
             let _ = write!(
                 html,
-                "<tr><td class=addr>{}{backup}</td><td>{}</td><td>{}</td><td><span class=\"badge {breaker}\">{}</span></td><td><span class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=addr>{}{backup}</td><td>{}</td><td>{}</td><td><span class=\"badge {}\">{breaker}</span></td><td><span class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td></tr>",
                 escape_html(s["addr"].as_str().unwrap_or_default()),
                 s["weight"],
                 s["active"],

@@ -222,6 +222,10 @@ impl ServerMetrics {
                     .with_label_values(&[pool, addr, st.as_str()])
             }),
         };
+        for st in BREAKER_STATES {
+            m.breaker_transitions
+                .with_label_values(&[pool, addr, st.as_str()]);
+        }
         // Series exist from the moment a server is configured: closed and healthy.
         s.healthy.set(1);
         s.breaker_state[0].set(1);
@@ -254,8 +258,12 @@ pub struct PoolMetrics {
 }
 
 impl PoolMetrics {
-    pub fn new(pool: &str) -> PoolMetrics {
+    /// `retry_reasons`: the pool's `retry.on` conditions, whose retry counters start at 0.
+    pub fn new(pool: &str, retry_reasons: &[String]) -> PoolMetrics {
         let m = metrics();
+        for reason in retry_reasons {
+            m.retries.with_label_values(&[pool, reason]);
+        }
         PoolMetrics {
             name: pool.to_string(),
             by_status: (0..600).map(|_| OnceLock::new()).collect(),
@@ -296,6 +304,6 @@ impl PoolMetrics {
 
 /// Handles for requests that matched no route (`upstream=""`).
 pub fn no_route() -> &'static PoolMetrics {
-    static NO_ROUTE: LazyLock<PoolMetrics> = LazyLock::new(|| PoolMetrics::new(""));
+    static NO_ROUTE: LazyLock<PoolMetrics> = LazyLock::new(|| PoolMetrics::new("", &[]));
     &NO_ROUTE
 }

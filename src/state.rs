@@ -82,7 +82,7 @@ impl RuntimeState {
                 let stats = carried_pools
                     .get(u.name.as_str())
                     .map(|s| Arc::clone(s))
-                    .unwrap_or_else(|| Arc::new(PoolStats::new(&u.name)));
+                    .unwrap_or_else(|| Arc::new(PoolStats::new(&u.name, &u.retry.on.names())));
                 Pool {
                     name: u.name.clone(),
                     balancer: Balancer::new(&u.balance, &servers),

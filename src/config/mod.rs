@@ -267,6 +267,26 @@ impl OutcomeSet {
         }
     }
 
+    /// The names of the listed outcomes, as written in the config (`error`, `http_503`, ...).
+    pub fn names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, name) in [
+            (Self::ERROR, "error"),
+            (Self::TIMEOUT, "timeout"),
+            (Self::INVALID_HEADER, "invalid_header"),
+        ] {
+            if self.flags & flag != 0 {
+                out.push(name.to_string());
+            }
+        }
+        for i in 0..200usize {
+            if self.statuses[i / 64] & (1 << (i % 64)) != 0 {
+                out.push(format!("http_{}", 400 + i));
+            }
+        }
+        out
+    }
+
     /// Whether any `http_NNN` is listed (the proxy then has to look at statuses at all).
     pub fn has_statuses(&self) -> bool {
         self.statuses.iter().any(|w| *w != 0)
@@ -350,6 +370,7 @@ mod tests {
         assert!(!s.contains(Outcome::Status(502)));
         assert!(!s.contains(Outcome::Status(200)));
         assert!(s.has_statuses());
+        assert_eq!(s.names(), vec!["error", "http_503"]);
         assert!(s.insert_name("http_200").is_err());
         assert!(s.insert_name("http_404").is_err());
         assert!(s.insert_name("http_429").is_ok());

@@ -13,11 +13,11 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
-    pub fn new(name: &str) -> PoolStats {
+    pub fn new(name: &str, retry_reasons: &[String]) -> PoolStats {
         PoolStats {
             requests_in_flight: AtomicU32::new(0),
             retries_in_flight: AtomicU32::new(0),
-            metrics: PoolMetrics::new(name),
+            metrics: PoolMetrics::new(name, retry_reasons),
         }
     }
 
