@@ -192,6 +192,8 @@ impl Router {
         if let Some(single) = self.single {
             return Some(single);
         }
+        // `OPTIONS *` (RFC 9112 §3.2.4) is about the server as a whole: route it as `/`.
+        let path = if path == "*" { "/" } else { path };
         if let Some(host) = host.map(normalize_host).filter(|h| !h.is_empty()) {
             if let Some(pool) = self.exact.get(host.as_ref()).and_then(|t| t.find(path)) {
                 return Some(pool);

@@ -42,6 +42,8 @@ pub struct FileLimits {
     pub max_header_bytes: Option<String>,
     pub max_body_bytes: Option<String>,
     pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
+    pub send_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -104,6 +104,10 @@ pub struct Limits {
     /// `None` = unlimited.
     pub max_body_bytes: Option<u64>,
     pub header_read_timeout: Duration,
+    /// Longest wait between two reads of a request body (nginx `client_body_timeout`).
+    pub body_read_timeout: Duration,
+    /// Longest wait for the client to take more of the response (nginx `send_timeout`).
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

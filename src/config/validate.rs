@@ -237,11 +237,23 @@ pub fn validate(
         &lp("header_read_timeout"),
         Duration::from_secs(10),
     );
+    let body_read_timeout = c.positive(
+        &lim.and_then(|l| l.body_read_timeout.clone()),
+        &lp("body_read_timeout"),
+        Duration::from_secs(60),
+    );
+    let send_timeout = c.positive(
+        &lim.and_then(|l| l.send_timeout.clone()),
+        &lp("send_timeout"),
+        Duration::from_secs(60),
+    );
     let limits = Limits {
         max_header_bytes: usize::try_from(max_header.clamp(MIN_HEADER_BYTES, MAX_HEADER_BYTES))
             .unwrap_or(32 * 1024),
         max_body_bytes: (max_body > 0).then_some(max_body),
         header_read_timeout,
+        body_read_timeout,
+        send_timeout,
     };
 
     // upstreams

@@ -20,6 +20,7 @@
 //! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
 //! HTTP/2 server.
 
+use super::head::{ChunkScanner, HeadScanner, Reject, Verdict};
 use crate::config::Limits;
 use crate::state::Store;
 use async_trait::async_trait;
@@ -55,53 +56,9 @@ pub const KEEPALIVE_IDLE_SECS: u64 = 60;
 const DRAIN_LIMIT: usize = 256 * 1024;
 
 const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
+const RESPONSE_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n";
+const RESPONSE_414: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 17\r\nConnection: close\r\n\r\n414 URI Too Long\n";
 const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large\n";
-
-/// Where the end-of-head scanner is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scan {
-    /// Before the request line (empty lines before it are skipped, RFC 9112 §2.2).
-    Start,
-    /// Inside a line.
-    Line,
-    /// Just after a line feed.
-    LineStart,
-    /// After a line feed and a carriage return.
-    LineStartCr,
-}
-
-/// Feed `bytes`; returns how many of them belong to the head if its end is among them.
-fn scan(state: &mut Scan, bytes: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i < bytes.len() {
-        match *state {
-            Scan::Line => match memchr::memchr(b'\n', &bytes[i..]) {
-                Some(off) => {
-                    i += off + 1;
-                    *state = Scan::LineStart;
-                    continue;
-                }
-                None => return None,
-            },
-            Scan::Start => {
-                if !matches!(bytes[i], b'\r' | b'\n') {
-                    *state = Scan::Line;
-                }
-            }
-            Scan::LineStart => match bytes[i] {
-                b'\n' => return Some(i + 1),
-                b'\r' => *state = Scan::LineStartCr,
-                _ => *state = Scan::Line,
-            },
-            Scan::LineStartCr => match bytes[i] {
-                b'\n' => return Some(i + 1),
-                _ => *state = Scan::Line,
-            },
-        }
-        i += 1;
-    }
-    None
-}
 
 /// A client connection whose request heads are held to the size and time limits.
 pub struct GuardedStream {
@@ -114,7 +71,11 @@ pub struct GuardedStream {
     head_parsed: AtomicBool,
     head_bytes: usize,
     head_seen_bytes: bool,
-    scan: Scan,
+    scan: HeadScanner,
+    /// Follows a chunked request body, to refuse framing pingora would let through.
+    chunks: Option<ChunkScanner>,
+    /// The request body broke the chunked framing (the proxy then answers 400).
+    body_rejected: AtomicBool,
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
@@ -138,7 +99,9 @@ impl GuardedStream {
             head_parsed: AtomicBool::new(false),
             head_bytes: 0,
             head_seen_bytes: false,
-            scan: Scan::Start,
+            scan: HeadScanner::new(limits.max_header_bytes),
+            chunks: None,
+            body_rejected: AtomicBool::new(false),
             deadline: Some(Box::pin(tokio::time::sleep(limits.header_read_timeout))),
         }
     }
@@ -149,8 +112,27 @@ impl GuardedStream {
         self.head_parsed.store(false, Ordering::Relaxed);
         self.head_bytes = 0;
         self.head_seen_bytes = false;
-        self.scan = Scan::Start;
+        self.scan = HeadScanner::new(self.limits.max_header_bytes);
+        self.chunks = None;
+        self.body_rejected.store(false, Ordering::Relaxed);
         self.deadline = None;
+    }
+
+    /// Whether the request body was cut off for broken chunked framing.
+    pub fn body_rejected(&self) -> bool {
+        self.body_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Follow the body bytes just read through a chunked body.
+    fn check_body(&mut self, bytes: &[u8]) -> Result<(), &'static str> {
+        let Some(chunks) = self.chunks.as_mut() else {
+            return Ok(());
+        };
+        let result = chunks.feed(bytes);
+        if result.is_err() || chunks.done() {
+            self.chunks = None;
+        }
+        result
     }
 
     /// Called by the proxy once pingora has parsed this request's head.
@@ -202,7 +184,7 @@ impl GuardedStream {
         kind: io::ErrorKind,
         why: &str,
     ) -> Poll<io::Result<()>> {
-        if response == RESPONSE_431 {
+        if response != RESPONSE_408 {
             // Read what the client already sent, so closing does not reset the connection
             // before it reads our answer.
             let mut scratch = [0u8; 8192];
@@ -235,12 +217,23 @@ impl AsyncRead for GuardedStream {
             this.end_head();
         }
         if !this.in_head {
+            let before = buf.filled().len();
             if !this.replay.is_empty() {
                 let n = this.replay.len().min(buf.remaining());
                 buf.put_slice(&this.replay.split_to(n));
-                return Poll::Ready(Ok(()));
+            } else {
+                match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                    Poll::Ready(Ok(())) => {}
+                    other => return other,
+                }
             }
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            // A body error after the head went to pingora: the proxy answers 400 (the upstream
+            // may already have part of the request).
+            return Poll::Ready(this.check_body(&buf.filled()[before..]).map_err(|why| {
+                this.body_rejected.store(true, Ordering::Relaxed);
+                tracing::info!("request body refused: {why}");
+                io::Error::new(io::ErrorKind::InvalidData, why)
+            }));
         }
 
         if let Some(deadline) = this.deadline.as_mut()
@@ -271,7 +264,7 @@ impl AsyncRead for GuardedStream {
                 other => return other,
             }
         }
-        let new = &buf.filled()[before..];
+        let new = &mut buf.filled_mut()[before..];
         if new.is_empty() {
             return Poll::Ready(Ok(()));
         }
@@ -283,7 +276,30 @@ impl AsyncRead for GuardedStream {
                 )));
             }
         }
-        let end = scan(&mut this.scan, new);
+        let verdict = this.scan.feed(new);
+        let end = match verdict {
+            Verdict::More => None,
+            Verdict::End(n) => Some(n),
+            Verdict::Reject(Reject::Bad(why)) => {
+                return this.reject(cx, RESPONSE_400, io::ErrorKind::InvalidData, why);
+            }
+            Verdict::Reject(Reject::UriTooLong) => {
+                return this.reject(
+                    cx,
+                    RESPONSE_414,
+                    io::ErrorKind::InvalidData,
+                    "request line too long: 414",
+                );
+            }
+            Verdict::Reject(Reject::TooManyFields) => {
+                return this.reject(
+                    cx,
+                    RESPONSE_431,
+                    io::ErrorKind::InvalidData,
+                    "too many header fields: 431",
+                );
+            }
+        };
         this.head_bytes += end.unwrap_or(new.len());
         if this.head_bytes > this.limits.max_header_bytes {
             return this.reject(
@@ -293,8 +309,16 @@ impl AsyncRead for GuardedStream {
                 "request head larger than max_header_bytes: 431",
             );
         }
-        if end.is_some() {
+        if let Some(n) = end {
             this.end_head();
+            if this.scan.chunked_body() {
+                this.chunks = Some(ChunkScanner::new(this.limits.max_header_bytes));
+                let body = buf.filled()[before + n..].to_vec();
+                if let Err(why) = this.check_body(&body) {
+                    // In the same read as the head: refuse the whole request right here.
+                    return this.reject(cx, RESPONSE_400, io::ErrorKind::InvalidData, why);
+                }
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -391,6 +415,12 @@ pub fn peer_addr(stream: &Stream) -> Option<PSocketAddr> {
         .and_then(|d| d.peer_addr().cloned())
 }
 
+/// Body and send timeouts of a client session (the head has its own deadline).
+fn apply_timeouts(session: &mut ServerSession, limits: &Limits) {
+    session.set_read_timeout(Some(limits.body_read_timeout));
+    session.set_write_timeout(Some(limits.send_timeout));
+}
+
 /// The listening service's application: guards each connection, then lets pingora's proxy
 /// serve its requests one by one (keep-alive and pipelining included).
 pub struct FrontDoor<SV> {
@@ -437,6 +467,7 @@ where
         }
 
         let mut session = ServerSession::new_http1(Box::new(guarded));
+        apply_timeouts(&mut session, &limits);
         session.set_keepalive(if *shutdown.borrow() {
             None
         } else {
@@ -457,6 +488,7 @@ where
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
             }
+            apply_timeouts(&mut session, &limits);
             if *shutdown.borrow() {
                 session.set_keepalive(None);
             }
@@ -467,50 +499,5 @@ where
 
     async fn cleanup(&self) {
         self.proxy.http_cleanup().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scan_all(chunks: &[&[u8]]) -> Option<(usize, usize)> {
-        let mut s = Scan::Start;
-        for (i, c) in chunks.iter().enumerate() {
-            if let Some(n) = scan(&mut s, c) {
-                return Some((i, n));
-            }
-        }
-        None
-    }
-
-    #[test]
-    fn finds_the_end_of_a_head() {
-        assert_eq!(
-            scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY"]),
-            Some((0, 27))
-        );
-        assert_eq!(
-            scan_all(&[b"GET / HTTP/1.1\nHost: a\n\nBODY"]),
-            Some((0, 24))
-        );
-        // Split anywhere, even inside the final CRLF CRLF.
-        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        for cut in 1..full.len() {
-            let (a, b) = full.split_at(cut);
-            let got = scan_all(&[a, b]);
-            let expected = if cut == full.len() {
-                (0, cut)
-            } else {
-                (1, full.len() - cut)
-            };
-            assert_eq!(got, Some(expected), "cut at {cut}");
-        }
-        // Leading empty lines are not the end of a head.
-        assert_eq!(
-            scan_all(&[b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"]),
-            Some((0, 22))
-        );
-        assert_eq!(scan_all(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]), None);
     }
 }

@@ -63,6 +63,107 @@ fn connection_tokens<'a>(
         .filter(|t| !t.is_empty())
 }
 
+/// What the front door's head scanner renames the `Host` field of an absolute-form request
+/// to (see `head.rs`); never forwarded.
+const IGNORED_HOST: HeaderName = HeaderName::from_static("x-sy");
+
+/// Checks on a parsed request head that pingora does not make (RFC 9112). `Err` carries the
+/// status to answer and why; the connection is closed after it.
+pub fn check_request(req: &RequestHeader) -> Result<(), (u16, &'static str)> {
+    // §3.2: every HTTP/1.1 request has exactly one Host (an absolute-form request's Host was
+    // renamed by the front door, but was there).
+    if req.version == http::Version::HTTP_11
+        && !req.headers.contains_key(header::HOST)
+        && !req.headers.contains_key(&IGNORED_HOST)
+    {
+        return Err((400, "HTTP/1.1 request without Host"));
+    }
+    let raw = req.raw_path();
+    // §3.2: a request target never carries a fragment.
+    if raw.contains(&b'#') {
+        return Err((400, "fragment in the request target"));
+    }
+    // §3.2.4: the asterisk form is only for a server-wide OPTIONS.
+    if raw == b"*" && req.method != http::Method::OPTIONS {
+        return Err((400, "the * request target is only for OPTIONS"));
+    }
+    // §6.1: chunked is applied once and last (pingora checks "last"); other codings are not
+    // decoded here (RFC 9112 §6.1: 501).
+    let mut chunked = 0;
+    let mut others = 0;
+    for v in req.headers.get_all(header::TRANSFER_ENCODING) {
+        for token in v.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            if token.eq_ignore_ascii_case(b"chunked") {
+                chunked += 1;
+            } else {
+                others += 1;
+            }
+        }
+    }
+    if chunked > 1 {
+        return Err((400, "chunked transfer coding applied more than once"));
+    }
+    if others > 0 {
+        return Err((501, "transfer coding other than chunked"));
+    }
+    Ok(())
+}
+
+/// Checks on an upstream response head (RFC 9112 §6.1): `Transfer-Encoding` in an HTTP/1.0
+/// response is faulty framing, and a transfer coding list other than a single `chunked` is one
+/// the proxy cannot decode (pingora would otherwise read such a body until the connection
+/// closes and pass the coding on). Either way the client gets 502.
+pub fn check_response(resp: &ResponseHeader) -> Result<(), &'static str> {
+    let mut codings = resp
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii);
+    let Some(first) = codings.next() else {
+        return Ok(());
+    };
+    if resp.version == http::Version::HTTP_10 {
+        return Err("Transfer-Encoding in an HTTP/1.0 response");
+    }
+    if !first.eq_ignore_ascii_case(b"chunked") || codings.next().is_some() {
+        return Err("upstream transfer coding other than a single chunked");
+    }
+    Ok(())
+}
+
+/// The authority and the rest of an absolute-form request target (`http://host:port/path?q`):
+/// pingora keeps such a target only as raw bytes.
+pub fn absolute_target(req: &RequestHeader) -> Option<(&str, &str)> {
+    let raw = std::str::from_utf8(req.raw_path()).ok()?;
+    let scheme_end = raw.find("://")?;
+    if !raw[..scheme_end].eq_ignore_ascii_case("http")
+        && !raw[..scheme_end].eq_ignore_ascii_case("https")
+    {
+        return None;
+    }
+    let rest = &raw[scheme_end + 3..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some((&rest[..end], &rest[end..]))
+}
+
+/// Send an absolute-form request to the upstream in origin form (RFC 9112 §3.2.1), with the
+/// target's authority as `Host` (§3.2.2).
+pub fn origin_form(req: &mut RequestHeader) -> pingora::Result<()> {
+    let Some((authority, rest)) = absolute_target(req) else {
+        return Ok(());
+    };
+    let authority = authority.to_string();
+    let path = if rest.starts_with('/') {
+        rest.to_string()
+    } else {
+        format!("/{rest}")
+    };
+    req.set_raw_path(path.as_bytes())?;
+    req.insert_header(header::HOST, authority)?;
+    Ok(())
+}
+
 /// Whether the client asked to close the connection (a `close` token in any `Connection`).
 pub fn wants_close(req: &RequestHeader) -> bool {
     connection_tokens(req.headers.get_all(header::CONNECTION))
@@ -94,6 +195,7 @@ pub fn prepare_upstream_request(
     for name in &HOP_BY_HOP {
         req.remove_header(name);
     }
+    req.remove_header(&IGNORED_HOST);
     if let Some(upgrade) = upgrade_value {
         req.insert_header(header::CONNECTION, HeaderValue::from_static("Upgrade"))?;
         req.insert_header(header::UPGRADE, upgrade)?;
@@ -260,6 +362,21 @@ mod tests {
         up.append_header("Upgrade", "websocket").unwrap();
         prepare_downstream_response(&mut up);
         assert!(up.headers.get("upgrade").is_some());
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_with_the_target_host() {
+        let mut r = RequestHeader::build("GET", b"http://t.example:8080/a?b=1", None).unwrap();
+        r.append_header("x-sy", "other.example").unwrap();
+        assert_eq!(absolute_target(&r), Some(("t.example:8080", "/a?b=1")));
+        origin_form(&mut r).unwrap();
+        assert_eq!(r.raw_path(), b"/a?b=1");
+        assert_eq!(get(&r, "host"), vec!["t.example:8080"]);
+        let mut q = RequestHeader::build("GET", b"HTTP://t.example?x", None).unwrap();
+        origin_form(&mut q).unwrap();
+        assert_eq!(q.raw_path(), b"/?x");
+        let plain = RequestHeader::build("GET", b"/http://x", None).unwrap();
+        assert_eq!(absolute_target(&plain), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! `upstream_response_filter`, before any byte of it reaches the client.
 
 pub mod front;
+pub mod head;
 pub mod headers;
 pub mod respond;
 pub mod retry;
@@ -78,8 +79,9 @@ pub struct Ctx {
     free_retry_used: bool,
     next_attempt_free: bool,
     last_failure: Option<Outcome>,
-    /// The current attempt was failed by us to retry this status elsewhere.
-    status_retry: Option<u16>,
+    /// The current attempt was failed by one of our filters, which already recorded its
+    /// outcome and decided whether to retry.
+    decided_retry: Option<bool>,
     request_id: Option<HeaderValue>,
     /// Request body bytes seen by the current attempt.
     body_bytes: u64,
@@ -219,11 +221,13 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
 
 /// The host a request is for: the absolute-form authority wins over `Host` (RFC 9112 §3.2.2).
 fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.uri.host().or_else(|| {
-        req.headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
+    headers::absolute_target(req)
+        .map(|(authority, _)| authority)
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
 }
 
 /// The value of cookie `name` in the request's `Cookie` fields.
@@ -284,7 +288,7 @@ impl ProxyHttp for Switchyard {
             free_retry_used: false,
             next_attempt_free: false,
             last_failure: None,
-            status_retry: None,
+            decided_retry: None,
             request_id: None,
             body_bytes: 0,
             retry_after: None,
@@ -300,6 +304,10 @@ impl ProxyHttp for Switchyard {
             .and_then(|s| s.as_any().downcast_ref::<GuardedStream>())
         {
             g.mark_head_parsed();
+        }
+        if let Err((status, why)) = headers::check_request(session.req_header()) {
+            session.set_keepalive(None);
+            return Error::e_explain(ErrorType::HTTPStatus(status), why);
         }
         Ok(())
     }
@@ -317,7 +325,15 @@ impl ProxyHttp for Switchyard {
         });
 
         let host = request_host(req);
-        ctx.pool = ctx.state.router.route(host, req.uri.path());
+        let path = match headers::absolute_target(req) {
+            Some((_, rest)) => rest
+                .split('?')
+                .next()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("/"),
+            None => req.uri.path(),
+        };
+        ctx.pool = ctx.state.router.route(host, path);
         let state = Arc::clone(&ctx.state);
         let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
             respond::send_error(session, 404, ctx.request_id.as_ref(), None, true).await?;
@@ -345,7 +361,7 @@ impl ProxyHttp for Switchyard {
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         ctx.end_attempt();
         ctx.body_bytes = 0;
-        ctx.status_retry = None;
+        ctx.decided_retry = None;
         let state = Arc::clone(&ctx.state);
         let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
@@ -469,9 +485,9 @@ impl ProxyHttp for Switchyard {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if ctx.status_retry.take().is_some() {
-            // upstream_response_filter failed this attempt after deciding to retry.
-            e.set_retry(true);
+        if let Some(again) = ctx.decided_retry.take() {
+            // upstream_response_filter failed this attempt and decided already.
+            e.set_retry(again);
             return e;
         }
         if *e.esource() != ErrorSource::Upstream {
@@ -514,6 +530,7 @@ impl ProxyHttp for Switchyard {
             .get_or_insert_with(headers::new_request_id)
             .clone();
         upstream_request.set_version(http::Version::HTTP_11);
+        headers::origin_form(upstream_request)?;
         headers::prepare_upstream_request(upstream_request, client_ip(session), &id)
     }
 
@@ -551,11 +568,19 @@ impl ProxyHttp for Switchyard {
         if upstream_response.status.is_informational() {
             return Ok(());
         }
+        if let Err(why) = headers::check_response(upstream_response) {
+            // Broken framing: never forwarded, and the connection is not reused (an error).
+            ctx.finish_attempt(Outcome::InvalidHeader);
+            ctx.decided_retry = Some(ctx.should_retry(session, Outcome::InvalidHeader, true));
+            let mut e = Error::explain(ErrorType::InvalidHTTPHeader, why);
+            e.as_up();
+            return Err(e);
+        }
         let status = upstream_response.status.as_u16();
         let outcome = retry::status_outcome(status);
         ctx.finish_attempt(outcome);
         if outcome != Outcome::Success && ctx.should_retry(session, outcome, true) {
-            ctx.status_retry = Some(status);
+            ctx.decided_retry = Some(true);
             let mut e = Error::explain(
                 ErrorType::HTTPStatus(status),
                 "status listed in retry.on; trying the next server",
@@ -580,7 +605,17 @@ impl ProxyHttp for Switchyard {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let code = status_for(e);
+        let mut code = status_for(e);
+        if code == 0
+            && session
+                .as_downstream()
+                .stream()
+                .and_then(|s| s.as_any().downcast_ref::<GuardedStream>())
+                .is_some_and(GuardedStream::body_rejected)
+        {
+            // The front door cut off a request body with broken chunked framing.
+            code = 400;
+        }
         if code > 0 && session.response_written().is_none() {
             let retry_after = if code == 503 { ctx.retry_after } else { None };
             if let Err(write_err) =

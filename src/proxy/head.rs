@@ -1,0 +1,645 @@
+//! A strict, incremental check of HTTP/1.1 request heads, byte by byte as they arrive.
+//!
+//! The front door runs every byte of a request head through [`HeadScanner`] before pingora's
+//! parser sees it, and rejects what RFC 9112 says a server must reject, or what nginx rejects,
+//! whichever is stricter:
+//!
+//! - a bare CR anywhere (RFC 9112 §2.2), NUL and other control characters in the request line
+//!   or a field value (RFC 9110 §5.5);
+//! - whitespace between a field name and its colon (RFC 9112 §5.1), an empty or non-token
+//!   field name (RFC 9110 §5.1), obs-fold line folding (RFC 9112 §5.2);
+//! - more than one `Content-Length` field, even with equal values (RFC 9110 §8.6 allows
+//!   either; nginx rejects, so do we), and `Content-Length` together with `Transfer-Encoding`
+//!   (RFC 9112 §6.1 "ought to be handled as an error");
+//! - more than one `Host` field (RFC 9112 §3.2), and a fragment in the target (RFC 9110 §4.2.5);
+//! - a request line longer than [`MAX_REQUEST_LINE`] (414, RFC 9112 §3) and more than
+//!   [`MAX_FIELDS`] fields (431, RFC 6585 §5).
+//!
+//! For an absolute-form request target, RFC 9112 §3.2.2 says the target's authority wins over
+//! `Host`; pingora instead refuses a request whose two differ. The scanner therefore renames a
+//! `Host` field of an absolute-form request in place to [`IGNORED_HOST`] (same length, so the
+//! bytes stay aligned), and the proxy drops that field: pingora then takes the host from the
+//! target. (If the field's name straddles two reads it cannot be renamed and pingora's 400
+//! stands.)
+//!
+//! Bare LF line endings are accepted, as RFC 9112 §2.2 allows and nginx does.
+
+/// Longest request line accepted (nginx's default buffer for it is 8 KiB too).
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// Most header fields in one request (HAProxy's default is 101; nginx has no count limit).
+pub const MAX_FIELDS: u32 = 100;
+/// The name a `Host` field of an absolute-form request is renamed to.
+pub const IGNORED_HOST: &[u8; 4] = b"x-sy";
+
+/// Why a head is refused; each maps to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// 400, with the reason for the log.
+    Bad(&'static str),
+    /// 414
+    UriTooLong,
+    /// 431
+    TooManyFields,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// All bytes belong to the head, which is not complete yet.
+    More,
+    /// The head ends after this many of the bytes.
+    End(usize),
+    Reject(Reject),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    /// Before the request line (empty lines are skipped, RFC 9112 §2.2).
+    Start,
+    Method,
+    Target,
+    Version,
+    /// CR seen in the request line.
+    ReqLineCr,
+    /// At the start of a field line (or of the final empty line).
+    LineStart,
+    /// CR at the start of a line: the head ends with the LF that must follow.
+    EndCr,
+    Name,
+    Value,
+    /// CR seen in a field value.
+    ValueCr,
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Field value bytes: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5).
+fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80
+}
+
+#[derive(Debug, Clone)]
+pub struct HeadScanner {
+    st: St,
+    line_len: usize,
+    max_line: usize,
+    fields: u32,
+    /// The current field name, lower-cased, if short enough to be one we look for.
+    name: [u8; 20],
+    name_len: usize,
+    /// Where the current name started in the chunk being fed (for the in-place rename).
+    name_start: Option<usize>,
+    /// The first bytes of the request target, to recognise the absolute form.
+    target: [u8; 8],
+    target_len: usize,
+    absolute_form: bool,
+    content_length: u32,
+    transfer_encoding: u32,
+    host: u32,
+}
+
+impl HeadScanner {
+    /// `max_line`: the request line limit (at most [`MAX_REQUEST_LINE`]).
+    pub fn new(max_line: usize) -> HeadScanner {
+        HeadScanner {
+            st: St::Start,
+            line_len: 0,
+            max_line: max_line.min(MAX_REQUEST_LINE),
+            fields: 0,
+            name: [0; 20],
+            name_len: 0,
+            name_start: None,
+            target: [0; 8],
+            target_len: 0,
+            absolute_form: false,
+            content_length: 0,
+            transfer_encoding: 0,
+            host: 0,
+        }
+    }
+
+    /// Whether the head announced a chunked body (any `Transfer-Encoding`; other codings are
+    /// refused once the head is parsed).
+    pub fn chunked_body(&self) -> bool {
+        self.transfer_encoding > 0
+    }
+
+    /// Whether the request target is in absolute form (`http://host/path`).
+    pub fn absolute_form(&self) -> bool {
+        self.absolute_form
+    }
+
+    fn end_name(&mut self, chunk: &mut [u8]) {
+        let name = &self.name[..self.name_len];
+        match name {
+            b"content-length" => self.content_length += 1,
+            b"transfer-encoding" => self.transfer_encoding += 1,
+            b"host" => {
+                self.host += 1;
+                if self.absolute_form
+                    && let Some(start) = self.name_start
+                {
+                    chunk[start..start + 4].copy_from_slice(IGNORED_HOST);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self) -> Verdict {
+        if self.content_length > 1 {
+            return Verdict::Reject(Reject::Bad("more than one Content-Length field"));
+        }
+        if self.content_length > 0 && self.transfer_encoding > 0 {
+            return Verdict::Reject(Reject::Bad(
+                "Content-Length together with Transfer-Encoding",
+            ));
+        }
+        if self.host > 1 {
+            return Verdict::Reject(Reject::Bad("more than one Host field"));
+        }
+        Verdict::More
+    }
+
+    /// Feed the next bytes of the connection. The bytes may be modified (see [`IGNORED_HOST`]).
+    pub fn feed(&mut self, chunk: &mut [u8]) -> Verdict {
+        let mut i = 0;
+        while i < chunk.len() {
+            let b = chunk[i];
+            match self.st {
+                St::Start => {
+                    if b != b'\r' && b != b'\n' {
+                        self.st = St::Method;
+                        self.line_len = 0;
+                        continue;
+                    }
+                }
+                St::Method | St::Target | St::Version => {
+                    self.line_len += 1;
+                    if self.line_len > self.max_line {
+                        return Verdict::Reject(Reject::UriTooLong);
+                    }
+                    match b {
+                        b'\n' => self.st = St::LineStart,
+                        b'\r' => self.st = St::ReqLineCr,
+                        b' ' if self.st == St::Method => self.st = St::Target,
+                        b' ' if self.st == St::Target => {
+                            self.absolute_form = self.target[..self.target_len]
+                                .starts_with(b"http://")
+                                || self.target[..self.target_len].starts_with(b"https://");
+                            self.st = St::Version;
+                        }
+                        0..=0x1f | 0x7f => {
+                            return Verdict::Reject(Reject::Bad(
+                                "control character in the request line",
+                            ));
+                        }
+                        // RFC 9110 §4.2.5: a fragment is never part of a request target.
+                        b'#' if self.st == St::Target => {
+                            return Verdict::Reject(Reject::Bad("fragment in the request target"));
+                        }
+                        _ => {
+                            if self.st == St::Target && self.target_len < self.target.len() {
+                                self.target[self.target_len] = b.to_ascii_lowercase();
+                                self.target_len += 1;
+                            }
+                        }
+                    }
+                }
+                St::ReqLineCr => {
+                    if b != b'\n' {
+                        return Verdict::Reject(Reject::Bad("bare CR in the request line"));
+                    }
+                    self.st = St::LineStart;
+                }
+                St::LineStart => match b {
+                    b'\n' => {
+                        return match self.finish() {
+                            Verdict::More => Verdict::End(i + 1),
+                            reject => reject,
+                        };
+                    }
+                    b'\r' => self.st = St::EndCr,
+                    b' ' | b'\t' => return Verdict::Reject(Reject::Bad("obsolete line folding")),
+                    _ if is_tchar(b) => {
+                        self.fields += 1;
+                        if self.fields > MAX_FIELDS {
+                            return Verdict::Reject(Reject::TooManyFields);
+                        }
+                        self.st = St::Name;
+                        self.name_len = 0;
+                        self.name_start = Some(i);
+                        continue;
+                    }
+                    b':' => return Verdict::Reject(Reject::Bad("empty field name")),
+                    _ => return Verdict::Reject(Reject::Bad("invalid character in a field name")),
+                },
+                St::EndCr => {
+                    if b != b'\n' {
+                        return Verdict::Reject(Reject::Bad("bare CR at the end of the head"));
+                    }
+                    return match self.finish() {
+                        Verdict::More => Verdict::End(i + 1),
+                        reject => reject,
+                    };
+                }
+                St::Name => match b {
+                    b':' => {
+                        self.end_name(chunk);
+                        self.st = St::Value;
+                    }
+                    b' ' | b'\t' => {
+                        return Verdict::Reject(Reject::Bad(
+                            "whitespace between a field name and the colon",
+                        ));
+                    }
+                    _ if is_tchar(b) => {
+                        if self.name_len < self.name.len() {
+                            self.name[self.name_len] = b.to_ascii_lowercase();
+                        }
+                        // Longer names are none of those we look for.
+                        self.name_len = (self.name_len + 1).min(self.name.len());
+                    }
+                    _ => return Verdict::Reject(Reject::Bad("invalid character in a field name")),
+                },
+                St::Value => {
+                    // The common case: a run of ordinary value bytes.
+                    let run = chunk[i..]
+                        .iter()
+                        .position(|c| !is_value_byte(*c))
+                        .unwrap_or(chunk.len() - i);
+                    i += run;
+                    let Some(&c) = chunk.get(i) else {
+                        break;
+                    };
+                    match c {
+                        b'\n' => self.st = St::LineStart,
+                        b'\r' => self.st = St::ValueCr,
+                        _ => {
+                            return Verdict::Reject(Reject::Bad(
+                                "control character in a field value",
+                            ));
+                        }
+                    }
+                }
+                St::ValueCr => {
+                    if b != b'\n' {
+                        return Verdict::Reject(Reject::Bad("bare CR in a field value"));
+                    }
+                    self.st = St::LineStart;
+                }
+            }
+            i += 1;
+        }
+        // A name that continues into the next chunk cannot be renamed in place.
+        if self.st == St::Name {
+            self.name_start = None;
+        }
+        Verdict::More
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(parts: &[&[u8]]) -> (Verdict, Vec<u8>) {
+        let mut s = HeadScanner::new(MAX_REQUEST_LINE);
+        let mut out = Vec::new();
+        for p in parts {
+            let mut chunk = p.to_vec();
+            let v = s.feed(&mut chunk);
+            out.extend_from_slice(&chunk);
+            if v != Verdict::More {
+                return (v, out);
+            }
+        }
+        (Verdict::More, out)
+    }
+
+    fn verdict(bytes: &[u8]) -> Verdict {
+        scan(&[bytes]).0
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head_split_anywhere() {
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n";
+        assert_eq!(verdict(full), Verdict::End(full.len()));
+        for cut in 1..full.len() {
+            let (a, b) = full.split_at(cut);
+            let mut s = HeadScanner::new(MAX_REQUEST_LINE);
+            let (mut a, mut b) = (a.to_vec(), b.to_vec());
+            assert_eq!(s.feed(&mut a), Verdict::More, "cut {cut}");
+            assert_eq!(s.feed(&mut b), Verdict::End(b.len()), "cut {cut}");
+        }
+        assert_eq!(
+            verdict(b"GET / HTTP/1.1\nHost: a\n\nBODY"),
+            Verdict::End(24)
+        );
+        assert_eq!(
+            verdict(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Verdict::End(31)
+        );
+        assert_eq!(verdict(b"GET / HTTP/1.1\r\nHost: a\r\n"), Verdict::More);
+    }
+
+    #[test]
+    fn rejects_what_rfc_9112_forbids() {
+        let bad = |b: &[u8]| matches!(verdict(b), Verdict::Reject(Reject::Bad(_)));
+        assert!(
+            bad(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+            "space before colon"
+        );
+        assert!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n"),
+            "obs-fold"
+        );
+        assert!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"),
+            "bare CR in value"
+        );
+        assert!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\n\rX\r\n"),
+            "bare CR at the end"
+        );
+        assert!(
+            bad(b"GET / HTTP/1.1\rHost: a\r\n\r\n"),
+            "bare CR in request line"
+        );
+        assert!(bad(b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n"), "NUL");
+        assert!(bad(b"GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n"), "control");
+        assert!(bad(b"GET / HTTP/1.1\r\nX: a\x7fb\r\n\r\n"), "DEL");
+        assert!(bad(b"GET /\x00 HTTP/1.1\r\n\r\n"), "NUL in target");
+        assert!(bad(b"GET / HTTP/1.1\r\n: a\r\n\r\n"), "empty name");
+        assert!(bad(b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"), "fragment");
+        assert!(bad(b"GET / HTTP/1.1\r\nX(y): a\r\n\r\n"), "non-token name");
+        assert!(
+            bad(b"POST / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n"),
+            "two CL"
+        );
+        assert!(
+            bad(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            "CL+TE"
+        );
+        assert!(
+            bad(b"GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n"),
+            "two Host"
+        );
+        // Allowed: tabs and obs-text in values, odd but valid tokens.
+        assert!(matches!(
+            verdict(b"GET / HTTP/1.1\r\nX-A!#: a\tb\xe9\r\n\r\n"),
+            Verdict::End(_)
+        ));
+    }
+
+    #[test]
+    fn limits_the_request_line_and_the_number_of_fields() {
+        let long = [
+            b"GET /".as_slice(),
+            &vec![b'a'; MAX_REQUEST_LINE],
+            b" HTTP/1.1\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(verdict(&long), Verdict::Reject(Reject::UriTooLong));
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_FIELDS {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(verdict(&many), Verdict::Reject(Reject::TooManyFields));
+    }
+
+    #[test]
+    fn renames_host_of_an_absolute_form_request() {
+        let (v, out) =
+            scan(&[b"GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\nX: 1\r\n\r\n"]);
+        assert!(matches!(v, Verdict::End(_)));
+        assert_eq!(
+            out,
+            b"GET http://a.example/x HTTP/1.1\r\nx-sy: b.example\r\nX: 1\r\n\r\n"
+        );
+        // Origin form: Host stays.
+        let (_, out) = scan(&[b"GET /x HTTP/1.1\r\nHost: b\r\n\r\n"]);
+        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: b\r\n\r\n");
+        // Two Host fields are refused in either form.
+        assert!(matches!(
+            verdict(b"GET http://a/ HTTP/1.1\r\nHost: b\r\nHost: c\r\n\r\n"),
+            Verdict::Reject(Reject::Bad(_))
+        ));
+    }
+}
+
+/// Longest chunk extension accepted on one chunk-size line (RFC 9112 §7.1.1 sets no limit;
+/// without one a client can make the proxy read unbounded bytes that carry nothing).
+pub const MAX_CHUNK_EXT: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ck {
+    Size,
+    Ext,
+    SizeCr,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    Trailer,
+    TrailerCr,
+    EndCr,
+    Done,
+}
+
+/// Follows a chunked request body (RFC 9112 §7.1) as it streams through, only to refuse what
+/// pingora's decoder lets pass: an over-long chunk extension, or a bare CR in the framing.
+#[derive(Debug, Clone)]
+pub struct ChunkScanner {
+    st: Ck,
+    digits: usize,
+    size: u64,
+    ext: usize,
+    trailer: usize,
+    max_trailer: usize,
+}
+
+impl ChunkScanner {
+    pub fn new(max_trailer: usize) -> ChunkScanner {
+        ChunkScanner {
+            st: Ck::Size,
+            digits: 0,
+            size: 0,
+            ext: 0,
+            trailer: 0,
+            max_trailer,
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.st == Ck::Done
+    }
+
+    /// Feed body bytes; `Err` says what is wrong. Bytes after the end of the body (a pipelined
+    /// request) are not looked at.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), &'static str> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.st {
+                Ck::Size => match b {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        self.digits += 1;
+                        if self.digits > 16 {
+                            return Err("chunk size too large");
+                        }
+                        let d = (b as char).to_digit(16).unwrap_or(0);
+                        self.size = (self.size << 4) | u64::from(d);
+                    }
+                    b';' | b' ' | b'\t' if self.digits > 0 => {
+                        self.st = Ck::Ext;
+                        self.ext = 1;
+                    }
+                    b'\r' if self.digits > 0 => self.st = Ck::SizeCr,
+                    b'\n' if self.digits > 0 => self.st = self.after_size(),
+                    _ => return Err("malformed chunk size"),
+                },
+                Ck::Ext => {
+                    let run = bytes[i..]
+                        .iter()
+                        .position(|c| *c == b'\r' || *c == b'\n')
+                        .unwrap_or(bytes.len() - i);
+                    self.ext += run;
+                    if self.ext > MAX_CHUNK_EXT {
+                        return Err("chunk extension too long");
+                    }
+                    i += run;
+                    match bytes.get(i) {
+                        Some(b'\r') => self.st = Ck::SizeCr,
+                        Some(_) => self.st = self.after_size(),
+                        None => break,
+                    }
+                }
+                Ck::SizeCr => {
+                    if b != b'\n' {
+                        return Err("bare CR in a chunk-size line");
+                    }
+                    self.st = self.after_size();
+                }
+                Ck::Data => {
+                    let take = usize::try_from(self.size)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len() - i);
+                    self.size -= take as u64;
+                    i += take;
+                    if self.size == 0 {
+                        self.st = Ck::DataCr;
+                    }
+                    continue;
+                }
+                Ck::DataCr => match b {
+                    b'\r' => self.st = Ck::DataLf,
+                    b'\n' => self.next_chunk(),
+                    _ => return Err("chunk data longer than its size"),
+                },
+                Ck::DataLf => {
+                    if b != b'\n' {
+                        return Err("bare CR after chunk data");
+                    }
+                    self.next_chunk();
+                }
+                Ck::TrailerStart => match b {
+                    b'\r' => self.st = Ck::EndCr,
+                    b'\n' => self.st = Ck::Done,
+                    _ => {
+                        self.st = Ck::Trailer;
+                        continue;
+                    }
+                },
+                Ck::Trailer => {
+                    self.trailer += 1;
+                    if self.trailer > self.max_trailer {
+                        return Err("trailer section too large");
+                    }
+                    match b {
+                        b'\n' => self.st = Ck::TrailerStart,
+                        b'\r' => self.st = Ck::TrailerCr,
+                        _ => {}
+                    }
+                }
+                Ck::TrailerCr => {
+                    if b != b'\n' {
+                        return Err("bare CR in a trailer");
+                    }
+                    self.st = Ck::TrailerStart;
+                }
+                Ck::EndCr => {
+                    if b != b'\n' {
+                        return Err("bare CR at the end of a chunked body");
+                    }
+                    self.st = Ck::Done;
+                }
+                Ck::Done => return Ok(()),
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn after_size(&self) -> Ck {
+        if self.size == 0 {
+            Ck::TrailerStart
+        } else {
+            Ck::Data
+        }
+    }
+
+    fn next_chunk(&mut self) {
+        self.st = Ck::Size;
+        self.digits = 0;
+        self.size = 0;
+        self.ext = 0;
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    fn check(body: &[u8]) -> Result<bool, &'static str> {
+        let mut c = ChunkScanner::new(1024);
+        // Byte by byte, to exercise every split.
+        for b in body {
+            c.feed(std::slice::from_ref(b))?;
+        }
+        let mut whole = ChunkScanner::new(1024);
+        whole.feed(body)?;
+        assert_eq!(whole.done(), c.done());
+        Ok(c.done())
+    }
+
+    #[test]
+    fn follows_valid_chunked_bodies() {
+        assert_eq!(check(b"5\r\nhello\r\n0\r\n\r\n"), Ok(true));
+        assert_eq!(
+            check(b"5;name=val\r\nhello\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"),
+            Ok(true)
+        );
+        assert_eq!(check(b"A\nabcdefghij\n0\n\n"), Ok(true));
+        assert_eq!(check(b"5\r\nhel"), Ok(false));
+    }
+
+    #[test]
+    fn refuses_bad_framing_and_long_extensions() {
+        assert!(check(b"zz\r\nabc\r\n0\r\n\r\n").is_err());
+        assert!(check(b"ffffffffffffffffff\r\nabc\r\n").is_err());
+        let long = [
+            b"1;x=".as_slice(),
+            &vec![b'a'; MAX_CHUNK_EXT],
+            b"\r\na\r\n0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(check(&long), Err("chunk extension too long"));
+        assert!(check(b"3\r\nabcd\r\n0\r\n\r\n").is_err());
+        assert!(check(b"3\rabc\r\n").is_err());
+        assert!(check(b"\r\n").is_err());
+    }
+}
