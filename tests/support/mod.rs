@@ -61,6 +61,8 @@ pub enum Action {
     Close,
     /// Answer `101 Switching Protocols` and echo every byte back afterwards.
     UpgradeEcho,
+    /// Write these bytes as they are, then close.
+    Raw(Vec<u8>),
 }
 
 impl Action {
@@ -305,6 +307,12 @@ fn serve_conn(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler, stop:
             }
             Action::Close => {
                 let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+            Action::Raw(bytes) => {
+                let _ = w.write_all(&bytes);
+                let _ = w.shutdown(Shutdown::Write);
+                thread::sleep(Duration::from_millis(50));
                 return;
             }
             Action::UpgradeEcho => {
