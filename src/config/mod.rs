@@ -38,6 +38,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parse and validate config text; `shown` is the file name used in error messages.
 pub fn load_str(text: &str, shown: &str, source: PathBuf) -> Result<Config, ConfigErrors> {
+    load_str_with(text, shown, source, &units::resolve_addr)
+}
+
+/// [`load_str`] that never looks a name up: addresses must be literal (fuzzing, offline tools).
+pub fn load_str_offline(text: &str) -> Result<Config, ConfigErrors> {
+    load_str_with(text, "config", PathBuf::from("config"), &units::literal_addr)
+}
+
+fn load_str_with(
+    text: &str,
+    shown: &str,
+    source: PathBuf,
+    resolve: validate::Resolve<'_>,
+) -> Result<Config, ConfigErrors> {
     let root = yaml::parse(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: shown.to_string(),
@@ -49,7 +63,7 @@ pub fn load_str(text: &str, shown: &str, source: PathBuf) -> Result<Config, Conf
     let mut issues = error::Issues::default();
     let parsed: Option<file::FileConfig> = de::from_node(&root, &mut issues);
     let file = parsed.unwrap_or_default();
-    let config = validate::validate(&file, &root, &mut issues, source);
+    let config = validate::validate_with(&file, &root, &mut issues, source, resolve);
     match config {
         Some(c) if issues.is_empty() => Ok(c),
         _ => Err(issues.into_errors(shown)),

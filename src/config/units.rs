@@ -77,8 +77,16 @@ pub fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{host}` resolves to no address"))
 }
 
+/// Only literal addresses (`1.2.3.4:80`, `[::1]:80`): no name lookups. For fuzzing and for
+/// tools that must not touch the network.
+pub fn literal_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not an IP address and port (names are not resolved here)", text.trim()))
+}
+
 /// A listen address: `host:port`, or nginx-style `8080` / `:8080` for every IPv4 address.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen(text: &str, resolve: &dyn Fn(&str) -> Result<SocketAddr, String>) -> Result<SocketAddr, String> {
     let t = text.trim();
     let port_only = t.strip_prefix(':').unwrap_or(t);
     if !port_only.is_empty() && port_only.bytes().all(|b| b.is_ascii_digit()) {
@@ -87,7 +95,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
             .map_err(|_| format!("`{t}` is not a port number"))?;
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
-    resolve_addr(t)
+    resolve(t)
 }
 
 /// An inclusive range of HTTP status codes; `expect_status: "200-399"` or `"200"`.
@@ -178,8 +186,8 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot resolve")
         );
-        assert_eq!(parse_listen(":8080"), Ok("0.0.0.0:8080".parse().unwrap()));
-        assert_eq!(parse_listen("8080"), Ok("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(parse_listen(":8080", &resolve_addr), Ok("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(parse_listen("8080", &resolve_addr), Ok("0.0.0.0:8080".parse().unwrap()));
     }
 
     #[test]

@@ -26,9 +26,13 @@ const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 /// pingora's request body replay buffer (`BODY_BUF_LIMIT`) is fixed at 64 KiB.
 const MAX_RETRY_BUFFER: u64 = 64 * 1024;
 
+/// How `host:port` text becomes an address ([`resolve_addr`] resolves names).
+pub type Resolve<'a> = &'a dyn Fn(&str) -> Result<SocketAddr, String>;
+
 struct Checker<'a> {
     root: &'a Node,
     issues: &'a mut Issues,
+    resolve: Resolve<'a>,
 }
 
 fn path_string(path: &[Seg<'_>]) -> String {
@@ -141,7 +145,22 @@ pub fn validate(
     issues: &mut Issues,
     source: PathBuf,
 ) -> Option<Config> {
-    let mut c = Checker { root, issues };
+    validate_with(file, root, issues, source, &resolve_addr)
+}
+
+/// [`validate`] with a chosen way of turning addresses into socket addresses.
+pub fn validate_with(
+    file: &FileConfig,
+    root: &Node,
+    issues: &mut Issues,
+    source: PathBuf,
+    resolve: Resolve<'_>,
+) -> Option<Config> {
+    let mut c = Checker {
+        root,
+        issues,
+        resolve,
+    };
 
     // listen
     let mut listen: Vec<SocketAddr> = Vec::new();
@@ -156,7 +175,7 @@ pub fn validate(
         Some(l) => {
             for (i, text) in l.0.iter().enumerate() {
                 let p = [Seg::Key("listen"), Seg::Index(i)];
-                match parse_listen(text) {
+                match parse_listen(text, c.resolve) {
                     Ok(a) if listen.contains(&a) => c.err(&p, format!("`{text}` is listed twice")),
                     Ok(a) => listen.push(a),
                     Err(e) => c.err(&p, e),
@@ -172,7 +191,7 @@ pub fn validate(
         .and_then(|a| a.listen.clone())
         .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
     let admin_path = [Seg::Key("admin"), Seg::Key("listen")];
-    let admin_listen = match parse_listen(&admin_text) {
+    let admin_listen = match parse_listen(&admin_text, c.resolve) {
         Ok(a) => {
             if listen.contains(&a) {
                 c.err(
@@ -462,7 +481,7 @@ fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Option<Upstre
             );
             continue;
         };
-        let socket = match resolve_addr(addr) {
+        let socket = match (c.resolve)(addr) {
             Ok(a) => a,
             Err(e) => {
                 c.err(&sp("addr"), e);
