@@ -38,7 +38,9 @@ fn upstream() -> SocketAddr {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
             });
         }
     });
@@ -112,6 +114,10 @@ fuzz_target!(|data: &[u8]| {
             Duration::from_secs(5),
             false,
         );
-        assert!(out.starts_with(b"HTTP/1.1 200"), "a good request failed: {:?}", String::from_utf8_lossy(&out));
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "a good request failed: {:?}",
+            String::from_utf8_lossy(&out)
+        );
     }
 });

@@ -13,9 +13,10 @@
 //!   (RFC 6585 §5), after reading what the client already sent so the answer is not lost to a
 //!   TCP reset.
 //!
-//! The end of a head is found by scanning for the empty line (`CRLF CRLF`, or bare `LF`s, which
-//! pingora's parser also accepts); the proxy also marks the head complete once pingora has
-//! parsed it, which covers heads pingora parsed from pipelined bytes it already held.
+//! Every head byte also goes through the strict [`HeadScanner`] (RFC 9112 syntax, framing
+//! fields, 414 and 431 limits), and a chunked body through [`ChunkScanner`]. The proxy marks
+//! the head complete once pingora has parsed it, which covers heads pingora parsed from
+//! pipelined bytes it already held. Body and send timeouts are set on each session.
 //!
 //! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
 //! HTTP/2 server.
