@@ -43,7 +43,12 @@ pub fn load_str(text: &str, shown: &str, source: PathBuf) -> Result<Config, Conf
 
 /// [`load_str`] that never looks a name up: addresses must be literal (fuzzing, offline tools).
 pub fn load_str_offline(text: &str) -> Result<Config, ConfigErrors> {
-    load_str_with(text, "config", PathBuf::from("config"), &units::literal_addr)
+    load_str_with(
+        text,
+        "config",
+        PathBuf::from("config"),
+        &units::literal_addr,
+    )
 }
 
 fn load_str_with(

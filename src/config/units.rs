@@ -80,13 +80,19 @@ pub fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
 /// Only literal addresses (`1.2.3.4:80`, `[::1]:80`): no name lookups. For fuzzing and for
 /// tools that must not touch the network.
 pub fn literal_addr(text: &str) -> Result<SocketAddr, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("`{}` is not an IP address and port (names are not resolved here)", text.trim()))
+    text.trim().parse().map_err(|_| {
+        format!(
+            "`{}` is not an IP address and port (names are not resolved here)",
+            text.trim()
+        )
+    })
 }
 
 /// A listen address: `host:port`, or nginx-style `8080` / `:8080` for every IPv4 address.
-pub fn parse_listen(text: &str, resolve: &dyn Fn(&str) -> Result<SocketAddr, String>) -> Result<SocketAddr, String> {
+pub fn parse_listen(
+    text: &str,
+    resolve: &dyn Fn(&str) -> Result<SocketAddr, String>,
+) -> Result<SocketAddr, String> {
     let t = text.trim();
     let port_only = t.strip_prefix(':').unwrap_or(t);
     if !port_only.is_empty() && port_only.bytes().all(|b| b.is_ascii_digit()) {
@@ -186,8 +192,14 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot resolve")
         );
-        assert_eq!(parse_listen(":8080", &resolve_addr), Ok("0.0.0.0:8080".parse().unwrap()));
-        assert_eq!(parse_listen("8080", &resolve_addr), Ok("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(
+            parse_listen(":8080", &resolve_addr),
+            Ok("0.0.0.0:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("8080", &resolve_addr),
+            Ok("0.0.0.0:8080".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,0 +1,495 @@
+#!/usr/bin/env python3
+"""Side-by-side load comparison: switchyard, nginx and HAProxy doing the same job.
+
+Started by benches/compare.sh (which installs what is missing). For each proxy, in turn, on
+the same three upstream servers (nginx instances answering a fixed 6-byte body on loopback):
+least connections with weights 3/3/2, upstream keep-alive, forwarded headers, no access log;
+at 1 worker and at all cores; wrk at 50 and 200 connections. Recorded per run: requests/s,
+p50/p99/p99.9 latency, the proxy's CPU seconds (from /proc), requests per CPU-second, peak
+RSS and errors. Then a failure run: one upstream killed for 5 s mid-run and restarted.
+
+Writes benches/results/results.md, results.json and chart.png. Everything listens on
+127.0.0.1 and stops by itself.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+               + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    "RESULT {\"requests\":%d,\"duration_us\":%d,\"errors\":%d,\"non2xx\":%d," ..
+    "\"p50_us\":%d,\"p99_us\":%d,\"p999_us\":%d}\n",
+    summary.requests, summary.duration, errors, summary.errors.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def wait_closed(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            time.sleep(0.05)
+        except OSError:
+            return True
+    return False
+
+
+def tree_pids(pid):
+    """The process and all its descendants."""
+    pids = [pid]
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == pid:
+                        pids.extend(tree_pids(int(entry)))
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return pids
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def peak_rss_mib(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+# ----------------------------------------------------------------------------------------------
+# Upstreams: three nginx instances answering a fixed body.
+
+UPSTREAM_CONF = """
+worker_processes 1;
+daemon off;
+error_log {dir}/error.log crit;
+pid {dir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
+    uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{ return 200 "hello\\n"; }}
+    }}
+}}
+"""
+
+
+class Upstream:
+    def __init__(self, nginx, tmp, i):
+        self.nginx = nginx
+        self.dir = os.path.join(tmp, f"upstream{i}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(UPSTREAM_CONF.format(dir=self.dir, port=self.port))
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([self.nginx, "-c", self.conf, "-p", self.dir], stderr=subprocess.DEVNULL)
+        if not wait_port(self.port):
+            sys.exit("upstream nginx did not start")
+
+    def kill(self):
+        for p in tree_pids(self.proc.pid):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        self.proc.wait()
+        wait_closed(self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+# ----------------------------------------------------------------------------------------------
+# The proxies, configured alike.
+
+WEIGHTS = [3, 3, 2]
+
+NGINX_CONF = """
+worker_processes {workers};
+daemon off;
+error_log {dir}/error.log crit;
+pid {dir}/nginx.pid;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
+    uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
+    upstream app {{
+        least_conn;
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_next_upstream error timeout;
+        }}
+    }}
+}}
+"""
+
+HAPROXY_CONF = """
+global
+    nbthread {workers}
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option forwardfor
+    http-reuse always
+    retries 2
+    option redispatch
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Forwarded-Proto http
+    default_backend app
+backend app
+    balance leastconn
+{servers}
+"""
+
+SWITCHYARD_CONF = """
+listen: ["127.0.0.1:{port}"]
+admin: {{listen: "127.0.0.1:{admin}"}}
+threads: {workers}
+access_log: off
+watch: false
+upstreams:
+  app:
+    balance: least_conn
+    servers:
+{servers}
+"""
+
+
+class Proxy:
+    def __init__(self, kind, binary, tmp, upstreams, workers, failure_settings=False):
+        self.kind = kind
+        self.port = free_port()
+        d = os.path.join(tmp, f"{kind}-{workers}-{self.port}")
+        os.makedirs(d, exist_ok=True)
+        ups = [(u.port, w) for u, w in zip(upstreams, WEIGHTS)]
+        if kind == "nginx":
+            fails = " max_fails=5 fail_timeout=30s" if failure_settings else ""
+            servers = "\n".join(f"        server 127.0.0.1:{p} weight={w}{fails};" for p, w in ups)
+            conf = os.path.join(d, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(workers=workers, dir=d, servers=servers, port=self.port))
+            cmd = [binary, "-c", conf, "-p", d]
+        elif kind == "haproxy":
+            check = " check inter 2s fall 3 rise 2 observe layer7 error-limit 5 on-error mark-down" if failure_settings else ""
+            servers = "\n".join(f"    server s{i} 127.0.0.1:{p} weight={w}{check}" for i, (p, w) in enumerate(ups))
+            conf = os.path.join(d, "haproxy.cfg")
+            with open(conf, "w") as f:
+                f.write(HAPROXY_CONF.format(workers=workers, servers=servers, port=self.port))
+            cmd = [binary, "-db", "-f", conf]
+        else:
+            servers = "\n".join(f'      - addr: "127.0.0.1:{p}"\n        weight: {w}' for p, w in ups)
+            conf = os.path.join(d, "switchyard.yaml")
+            with open(conf, "w") as f:
+                f.write(SWITCHYARD_CONF.format(workers=workers, port=self.port, admin=free_port(), servers=servers))
+            cmd = [binary, "-c", conf]
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "stderr.log"), "w"), env=env)
+        if not wait_port(self.port):
+            sys.exit(f"{kind} did not start (see {d}/stderr.log)")
+
+    def pids(self):
+        return tree_pids(self.proc.pid)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT if self.kind != "haproxy" else signal.SIGUSR1)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            for p in self.pids():
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.proc.wait()
+
+
+def wrk(port, connections, duration, lua):
+    threads = min(2, connections)
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "5s",
+         "-s", lua, f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    sys.exit(f"wrk failed: {out.stdout}\n{out.stderr}")
+
+
+def run_load(proxy, connections, duration, lua):
+    # Warm up connections and caches, then measure.
+    wrk(proxy.port, connections, 2, lua)
+    pids = proxy.pids()
+    cpu0 = cpu_seconds(pids)
+    r = wrk(proxy.port, connections, duration, lua)
+    cpu = cpu_seconds(pids) - cpu0
+    secs = r["duration_us"] / 1e6
+    return {
+        "rps": r["requests"] / secs,
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "p999_ms": r["p999_us"] / 1000,
+        "cpu_s": cpu,
+        "req_per_cpu_s": r["requests"] / cpu if cpu > 0 else 0,
+        "rss_mib": peak_rss_mib(pids),
+        "errors": r["errors"],
+        "requests": r["requests"],
+    }
+
+
+def run_failure(proxy, upstreams, lua, phase):
+    """Three phases of `phase` seconds; upstream #2 is killed 1 s into the second and restarted
+    5 s later. Returns errors over all phases and the p99 of the fault phase."""
+    total_errors, total_requests = 0, 0
+    fault = None
+    for i in range(3):
+        if i == 1:
+            import threading
+
+            def fault_injection():
+                time.sleep(1)
+                upstreams[1].kill()
+                time.sleep(5)
+                upstreams[1].start()
+
+            t = threading.Thread(target=fault_injection)
+            t.start()
+            r = wrk(proxy.port, 50, phase, lua)
+            t.join()
+            fault = r
+        else:
+            r = wrk(proxy.port, 50, phase, lua)
+        total_errors += r["errors"]
+        total_requests += r["requests"]
+    return {"errors": total_errors, "requests": total_requests, "fault_p99_ms": fault["p99_us"] / 1000,
+            "fault_errors": fault["errors"]}
+
+
+def chart(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no chart", file=sys.stderr)
+        return
+    scenarios = sorted({(r["workers"], r["connections"]) for r in rows})
+    proxies = ["switchyard", "nginx", "haproxy"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.25
+    for ax, key, title in [(axes[0], "req_per_cpu_s", "requests per proxy CPU-second"),
+                           (axes[1], "p99_ms", "p99 latency (ms)")]:
+        for i, proxy in enumerate(proxies):
+            vals = []
+            for s in scenarios:
+                match = [r for r in rows if r["proxy"] == proxy and (r["workers"], r["connections"]) == s]
+                vals.append(match[0][key] if match else 0)
+            ax.bar([x + (i - 1) * width for x in range(len(scenarios))], vals, width, label=proxy)
+        ax.set_xticks(range(len(scenarios)))
+        ax.set_xticklabels([f"{w} worker{'s' if w > 1 else ''}\n{c} conns" for w, c in scenarios])
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--switchyard", default=os.path.join(ROOT, "target/release/switchyard"))
+    ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--proxies", default="switchyard,nginx,haproxy")
+    ap.add_argument("--connections", default="50,200")
+    ap.add_argument("--workers", default="1,all")
+    ap.add_argument("--no-failure", action="store_true")
+    ap.add_argument("--out", default=RESULTS)
+    args = ap.parse_args()
+
+    cores = os.cpu_count() or 1
+    workers = sorted({cores if w == "all" else int(w) for w in args.workers.split(",")})
+    conns = [int(c) for c in args.connections.split(",")]
+    proxies = args.proxies.split(",")
+    binaries = {"switchyard": args.switchyard, "nginx": args.nginx, "haproxy": args.haproxy}
+
+    tmp = tempfile.mkdtemp(prefix="switchyard-bench-")
+    lua = os.path.join(tmp, "report.lua")
+    with open(lua, "w") as f:
+        f.write(WRK_LUA)
+    upstreams = [Upstream(args.nginx, tmp, i) for i in range(3)]
+    rows, failures = [], []
+    try:
+        for w in workers:
+            for kind in proxies:
+                p = Proxy(kind, binaries[kind], tmp, upstreams, w)
+                try:
+                    for c in conns:
+                        r = run_load(p, c, args.duration, lua)
+                        r.update(proxy=kind, workers=w, connections=c)
+                        rows.append(r)
+                        print(f"{kind:10} workers={w} conns={c:3}: {r['rps']:9.0f} req/s "
+                              f"{r['req_per_cpu_s']:8.0f} req/CPU-s p50 {r['p50_ms']:.2f} ms "
+                              f"p99 {r['p99_ms']:.2f} ms p99.9 {r['p999_ms']:.2f} ms "
+                              f"rss {r['rss_mib']:.1f} MiB errors {r['errors']}", flush=True)
+                finally:
+                    p.stop()
+        if not args.no_failure:
+            for kind in proxies:
+                p = Proxy(kind, binaries[kind], tmp, upstreams, cores, failure_settings=True)
+                try:
+                    f = run_failure(p, upstreams, lua, 8)
+                    f.update(proxy=kind)
+                    failures.append(f)
+                    print(f"{kind:10} failure run: {f['errors']} failed of {f['requests']}, "
+                          f"p99 during the fault {f['fault_p99_ms']:.2f} ms", flush=True)
+                finally:
+                    p.stop()
+    finally:
+        for u in upstreams:
+            u.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    os.makedirs(args.out, exist_ok=True)
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {cores} cores, {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip() if 'model name' in open('/proc/cpuinfo').read() else 'unknown CPU'}",
+        "kernel": platform.release(),
+        "versions": {
+            "switchyard": subprocess.run([args.switchyard, "--version"], capture_output=True, text=True).stdout.strip(),
+            "nginx": subprocess.run([args.nginx, "-v"], capture_output=True, text=True).stderr.strip(),
+            "haproxy": subprocess.run([args.haproxy, "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+        },
+        "duration_s": args.duration,
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "load": rows, "failure": failures}, f, indent=2)
+    md = [f"# switchyard vs nginx vs HAProxy", "",
+          f"{meta['date']}; {meta['machine']}; Linux {meta['kernel']}.",
+          f"{meta['versions']['switchyard']}; {meta['versions']['nginx']}; {meta['versions']['haproxy']}.",
+          f"Everything on the same machine, on loopback: wrk (2 threads), the proxy, three nginx",
+          f"upstreams (1 worker each, fixed 6-byte body). {args.duration} s per run after a 2 s warm-up.",
+          "", "| proxy | workers | conns | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU s | req per CPU-s | peak RSS MiB | errors |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['proxy']} | {r['workers']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+                  f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['cpu_s']:.1f} | {r['req_per_cpu_s']:.0f} | "
+                  f"{r['rss_mib']:.1f} | {r['errors']} |")
+    md += ["", "Ratios in this run (switchyard / other, requests per CPU-second):", ""]
+    for w in workers:
+        for c in conns:
+            get = lambda k: next((r for r in rows if r["proxy"] == k and r["workers"] == w and r["connections"] == c), None)
+            s, n, h = get("switchyard"), get("nginx"), get("haproxy")
+            if s and n and h:
+                md.append(f"- {w} worker(s), {c} connections: {s['req_per_cpu_s'] / n['req_per_cpu_s']:.2f}x nginx, "
+                          f"{s['req_per_cpu_s'] / h['req_per_cpu_s']:.2f}x HAProxy; p99 {s['p99_ms']:.2f} ms vs "
+                          f"{n['p99_ms']:.2f} (nginx), {h['p99_ms']:.2f} (HAProxy)")
+    if failures:
+        md += ["", "## Failure run", "",
+               "50 connections, all cores, three 8 s phases; upstream 2 is killed 1 s into the",
+               "second phase and restarted 5 s later. nginx: `proxy_next_upstream error timeout`,",
+               "`max_fails=5 fail_timeout=30s`. HAProxy: `retries 2`, `option redispatch`, checks",
+               "every 2 s with `observe layer7`, `on-error mark-down`. switchyard: its defaults",
+               "(retry on error/timeout, 3 tries; breaker after 5 failures).", "",
+               "| proxy | failed requests | of | failed during the fault | p99 during the fault ms |", "|---|---|---|---|---|"]
+        for f in failures:
+            md.append(f"| {f['proxy']} | {f['errors']} | {f['requests']} | {f['fault_errors']} | {f['fault_p99_ms']:.2f} |")
+    md += ["", "![requests per CPU-second and p99](chart.png)", ""]
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write("\n".join(md))
+    chart(rows, os.path.join(args.out, "chart.png"))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
