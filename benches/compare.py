@@ -213,7 +213,7 @@ http {{
 HAPROXY_CONF = """
 global
     nbthread {workers}
-    maxconn 20000
+    maxconn 8000
 defaults
     mode http
     timeout connect 5s
@@ -263,7 +263,7 @@ class Proxy:
             cmd = [binary, "-c", conf, "-p", d]
         elif kind == "haproxy":
             check = " check inter 2s fall 3 rise 2 observe layer7 error-limit 5 on-error mark-down" if failure_settings else ""
-            servers = "\n".join(f"    server s{i} 127.0.0.1:{p} weight={w}{check}" for i, (p, w) in enumerate(ups))
+            servers = "\n".join(f"    server s{i} 127.0.0.1:{p} weight {w}{check}" for i, (p, w) in enumerate(ups))
             conf = os.path.join(d, "haproxy.cfg")
             with open(conf, "w") as f:
                 f.write(HAPROXY_CONF.format(workers=workers, servers=servers, port=self.port))
@@ -277,7 +277,7 @@ class Proxy:
         env = dict(os.environ, RUST_LOG="warn")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "stderr.log"), "w"), env=env)
         if not wait_port(self.port):
-            sys.exit(f"{kind} did not start (see {d}/stderr.log)")
+            sys.exit(f"{kind} did not start:\n" + open(os.path.join(d, "stderr.log")).read())
 
     def pids(self):
         return tree_pids(self.proc.pid)

@@ -25,5 +25,6 @@ python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet mat
 # The distribution's nginx/haproxy services are not needed; the harness runs its own.
 systemctl stop nginx haproxy 2>/dev/null || true
 
+ulimit -n 65536 2>/dev/null || true
 cargo build --release --bin switchyard
 exec python3 benches/compare.py "$@"
