@@ -135,7 +135,12 @@ pub fn check_response(resp: &ResponseHeader) -> Result<(), &'static str> {
 /// The authority and the rest of an absolute-form request target (`http://host:port/path?q`):
 /// pingora keeps such a target only as raw bytes.
 pub fn absolute_target(req: &RequestHeader) -> Option<(&str, &str)> {
-    let raw = std::str::from_utf8(req.raw_path()).ok()?;
+    let raw = req.raw_path();
+    // The common case, origin form, at the cost of one comparison.
+    if raw.first() == Some(&b'/') {
+        return None;
+    }
+    let raw = std::str::from_utf8(raw).ok()?;
     let scheme_end = raw.find("://")?;
     if !raw[..scheme_end].eq_ignore_ascii_case("http")
         && !raw[..scheme_end].eq_ignore_ascii_case("https")
@@ -185,17 +190,25 @@ pub fn prepare_upstream_request(
     client: Option<IpAddr>,
     request_id: &HeaderValue,
 ) -> pingora::Result<()> {
-    let websocket = is_websocket_upgrade(req);
+    // Most requests carry none of these: one pass over the names instead of a hashed removal
+    // of each.
+    let has_hop_by_hop = req
+        .headers
+        .keys()
+        .any(|k| HOP_BY_HOP.contains(k) || *k == IGNORED_HOST);
+    let websocket = has_hop_by_hop && is_websocket_upgrade(req);
     let upgrade_value = websocket
         .then(|| req.headers.get(header::UPGRADE).cloned())
         .flatten();
-    for name in nominated(&req.headers) {
-        req.remove_header(&name);
+    if has_hop_by_hop {
+        for name in nominated(&req.headers) {
+            req.remove_header(&name);
+        }
+        for name in &HOP_BY_HOP {
+            req.remove_header(name);
+        }
+        req.remove_header(&IGNORED_HOST);
     }
-    for name in &HOP_BY_HOP {
-        req.remove_header(name);
-    }
-    req.remove_header(&IGNORED_HOST);
     if let Some(upgrade) = upgrade_value {
         req.insert_header(header::CONNECTION, HeaderValue::from_static("Upgrade"))?;
         req.insert_header(header::UPGRADE, upgrade)?;
@@ -231,7 +244,9 @@ pub fn prepare_upstream_request(
 /// Remove hop-by-hop fields from an upstream response before it goes to the client; a `101`
 /// keeps `Connection` and `Upgrade`, which complete the handshake.
 pub fn prepare_downstream_response(resp: &mut ResponseHeader) {
-    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS
+        || !resp.headers.keys().any(|k| HOP_BY_HOP.contains(k))
+    {
         return;
     }
     for name in nominated(&resp.headers) {
