@@ -33,7 +33,9 @@ pub struct Pool {
     pub name: String,
     pub config: Upstream,
     pub servers: Vec<Server>,
-    pub balancer: Balancer,
+    /// Shared with the previous state when the pool's servers and balance did not change, so
+    /// a reload does not rebuild a consistent-hash ring (or reset round-robin positions).
+    pub balancer: Arc<Balancer>,
     /// Live pool state, kept across reloads by pool name.
     pub stats: Arc<PoolStats>,
 }
@@ -50,11 +52,11 @@ impl RuntimeState {
         let mut carried: HashMap<ServerKey, Arc<ServerStats>> = previous
             .map(|p| p.server_stats().collect())
             .unwrap_or_default();
-        let carried_pools: HashMap<&str, &Arc<PoolStats>> = previous
+        let carried_pools: HashMap<&str, &Pool> = previous
             .map(|p| {
                 p.pools
                     .iter()
-                    .map(|pool| (pool.name.as_str(), &pool.stats))
+                    .map(|pool| (pool.name.as_str(), pool))
                     .collect()
             })
             .unwrap_or_default();
@@ -79,13 +81,19 @@ impl RuntimeState {
                         }
                     })
                     .collect();
-                let stats = carried_pools
-                    .get(u.name.as_str())
-                    .map(|s| Arc::clone(s))
+                let old = carried_pools.get(u.name.as_str());
+                let stats = old
+                    .map(|p| Arc::clone(&p.stats))
                     .unwrap_or_else(|| Arc::new(PoolStats::new(&u.name, &u.retry.on.names())));
+                let balancer = match old {
+                    Some(p) if p.config.balance == u.balance && p.config.servers == u.servers => {
+                        Arc::clone(&p.balancer)
+                    }
+                    _ => Arc::new(Balancer::new(&u.balance, &servers)),
+                };
                 Pool {
                     name: u.name.clone(),
-                    balancer: Balancer::new(&u.balance, &servers),
+                    balancer,
                     config: u.clone(),
                     servers,
                     stats,
@@ -267,6 +275,37 @@ mod tests {
         assert_eq!(r.route(Some("b.example.com"), "/"), None);
         assert_eq!(r.route(None, "/ap"), None);
         assert_eq!(r.route(Some("b.example.com"), "/api/x"), Some(1));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_balancer_of_an_unchanged_pool() {
+        let log = Arc::new(AccessLogger::off());
+        let text = "listen: [\":8080\"]\nupstreams:\n  app: {balance: hash, hash_key: path, servers: [{addr: \"127.0.0.1:1\"}, {addr: \"127.0.0.1:2\"}]}\n";
+        let load = |t: &str| load_str(t, "t", PathBuf::from("t")).unwrap();
+        let first = RuntimeState::build(load(text), 1, None, Arc::clone(&log));
+        let same = RuntimeState::build(load(text), 2, Some(&first), Arc::clone(&log));
+        assert!(Arc::ptr_eq(
+            &first.pools[0].balancer,
+            &same.pools[0].balancer
+        ));
+        assert!(Arc::ptr_eq(
+            &first.pools[0].servers[0].stats,
+            &same.pools[0].servers[0].stats
+        ));
+        let reweighted = RuntimeState::build(
+            load(&text.replace("127.0.0.1:2\"}", "127.0.0.1:2\", weight: 2}")),
+            3,
+            Some(&same),
+            Arc::clone(&log),
+        );
+        assert!(!Arc::ptr_eq(
+            &same.pools[0].balancer,
+            &reweighted.pools[0].balancer
+        ));
+        assert!(Arc::ptr_eq(
+            &same.pools[0].servers[1].stats,
+            &reweighted.pools[0].servers[1].stats
+        ));
     }
 
     #[test]
