@@ -207,6 +207,18 @@ impl GuardedStream {
     }
 }
 
+impl GuardedStream {
+    /// Read into `buf`: the bytes read ahead first, then the socket.
+    fn fill(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
 impl AsyncRead for GuardedStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -219,14 +231,9 @@ impl AsyncRead for GuardedStream {
         }
         if !this.in_head {
             let before = buf.filled().len();
-            if !this.replay.is_empty() {
-                let n = this.replay.len().min(buf.remaining());
-                buf.put_slice(&this.replay.split_to(n));
-            } else {
-                match Pin::new(&mut this.inner).poll_read(cx, buf) {
-                    Poll::Ready(Ok(())) => {}
-                    other => return other,
-                }
+            match this.fill(cx, buf) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
             }
             // A body error after the head went to pingora: the proxy answers 400 (the upstream
             // may already have part of the request).
@@ -256,14 +263,9 @@ impl AsyncRead for GuardedStream {
         }
 
         let before = buf.filled().len();
-        if !this.replay.is_empty() {
-            let n = this.replay.len().min(buf.remaining());
-            buf.put_slice(&this.replay.split_to(n));
-        } else {
-            match Pin::new(&mut this.inner).poll_read(cx, buf) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
-            }
+        match this.fill(cx, buf) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
         }
         let new = &mut buf.filled_mut()[before..];
         if new.is_empty() {
