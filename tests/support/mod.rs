@@ -147,12 +147,17 @@ impl Mock {
         );
         thread::spawn(move || {
             for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
                 let Ok(conn) = conn else { continue };
-                if let Ok(c) = conn.try_clone() {
-                    open2.lock().unwrap().push(c);
+                {
+                    // Checked under the same lock `kill` takes, so no connection accepted
+                    // around a kill escapes being closed.
+                    let mut open = open2.lock().unwrap();
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(c) = conn.try_clone() {
+                        open.push(c);
+                    }
                 }
                 conns2.fetch_add(1, Ordering::SeqCst);
                 let (seen, handler, stop) = (seen2.clone(), handler.clone(), stop2.clone());
@@ -170,11 +175,15 @@ impl Mock {
 
     /// Die like a killed process: stop listening and close every connection.
     pub fn kill(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
-        for c in self.open.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
+        {
+            let mut open = self.open.lock().unwrap();
+            self.stop.store(true, Ordering::SeqCst);
+            for c in open.drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
         }
+        // Wake the accept loop so it sees the flag and closes the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
     }
 
     /// Requests seen whose target starts with `prefix`.
