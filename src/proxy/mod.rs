@@ -1,40 +1,39 @@
 //! The request path: pingora's `ProxyHttp` hooks for switchyard.
 //!
-//! A request takes an `Arc` of the [`RuntimeState`] when its context is created and uses that
-//! snapshot to the end: routing, the pool, its servers and its policies. Each attempt holds an
-//! [`InFlightGuard`] on the chosen server (and, when its breaker is half-open, a trial slot),
-//! released when the attempt is replaced or the context is dropped, whichever way the request
-//! ends. Every attempt ends in exactly one outcome, which feeds the server's breaker, its
-//! counters and metrics, and the retry decision (`retry.rs`).
+//! A request takes an `Arc` of the [`RuntimeState`](crate::state::RuntimeState) when its context is created and uses that
+//! snapshot to the end: routing, the pool, its servers and its policies. The per-request state
+//! and the bookkeeping of each attempt live in `ctx.rs`.
 //!
 //! pingora's retry loop calls `upstream_peer` again when a failed attempt's error is marked
 //! retryable; `fail_to_connect` (nothing was sent) and `error_while_proxy` (something may have
 //! been) make that call. A response status listed in `retry.on` fails its attempt in
 //! `upstream_response_filter`, before any byte of it reaches the client.
 
+pub mod chunk;
+mod ctx;
 pub mod front;
+pub mod guarded;
 pub mod head;
 pub mod headers;
+mod request;
 pub mod respond;
 pub mod retry;
 
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
-use crate::lifecycle::ActiveRequest;
-use crate::state::{Pool, RuntimeState, Store};
-use crate::upstream::breaker::{Admission, BreakerState, Transition};
-use crate::upstream::pool::InPool;
-use crate::upstream::{InFlightGuard, PickInput, Server, Tried};
+use crate::state::Store;
+use crate::upstream::PickInput;
 use async_trait::async_trait;
 use bytes::Bytes;
-use front::GuardedStream;
+use ctx::{Attempt, Ctx, report_transition, retry_after_secs};
+use guarded::GuardedStream;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
-use std::net::IpAddr;
+use request::{client_ip, cookie, request_host, status_for};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,251 +48,12 @@ impl Switchyard {
     }
 }
 
-/// One attempt to one server.
-struct Attempt {
-    server: usize,
-    _guard: InFlightGuard,
-    admission: Admission,
-    /// Its outcome has been recorded.
-    done: bool,
-}
-
-/// Per-request state.
-pub struct Ctx {
-    /// The configuration this request started with.
-    pub state: Arc<RuntimeState>,
-    started: Instant,
-    pool: Option<usize>,
-    in_pool: Option<InPool>,
-    /// End of the `retry.timeout` budget.
-    deadline: Option<Instant>,
-    attempt: Option<Attempt>,
-    /// The server of the last attempt, kept for the log after the attempt ends.
-    server: Option<usize>,
-    tried: Tried,
-    /// All attempts made (for the log).
-    attempts: u32,
-    /// Attempts that count against `retry.tries`.
-    tries_used: u32,
-    /// pingora may replay once on a stale keep-alive connection without counting a try.
-    free_retry_used: bool,
-    next_attempt_free: bool,
-    last_failure: Option<Outcome>,
-    /// The current attempt was failed by one of our filters, which already recorded its
-    /// outcome and decided whether to retry.
-    decided_retry: Option<bool>,
-    request_id: Option<HeaderValue>,
-    /// Request body bytes seen by the current attempt.
-    body_bytes: u64,
-    retry_after: Option<u64>,
-    _active: ActiveRequest,
-}
-
-impl Ctx {
-    fn pool(&self) -> Option<&Pool> {
-        self.pool.and_then(|p| self.state.pools.get(p))
-    }
-
-    /// Record the outcome of the current attempt (once): breaker, counters, metrics.
-    fn finish_attempt(&mut self, outcome: Outcome) {
-        let state = Arc::clone(&self.state);
-        let (Some(pool), Some(a)) = (
-            self.pool.and_then(|p| state.pools.get(p)),
-            self.attempt.as_mut(),
-        ) else {
-            return;
-        };
-        if a.done {
-            return;
-        }
-        a.done = true;
-        let server = &pool.servers[a.server];
-        let stats = &server.stats;
-        stats.metrics.count_attempt(outcome);
-        if outcome != Outcome::Success {
-            stats.record_failure();
-            self.last_failure = Some(outcome);
-        }
-        let policy = &pool.config.breaker;
-        let failed = policy.on.contains(outcome);
-        if let Some(t) = stats
-            .breaker
-            .record(a.admission, failed, Instant::now(), policy)
-        {
-            report_transition(pool, server, t);
-        }
-    }
-
-    /// End the current attempt; one without an outcome frees its breaker trial slot.
-    fn end_attempt(&mut self) {
-        if let Some(a) = self.attempt.take()
-            && !a.done
-            && let Some(pool) = self.pool()
-        {
-            pool.servers[a.server].stats.breaker.release(a.admission);
-        }
-    }
-
-    /// Whether the failed attempt is tried again; counts the retry or the refusal by budget.
-    fn should_retry(&mut self, session: &Session, outcome: Outcome, request_sent: bool) -> bool {
-        let state = Arc::clone(&self.state);
-        let Some(pool) = self.pool.and_then(|p| state.pools.get(p)) else {
-            return false;
-        };
-        let policy = &pool.config.retry;
-        let facts = retry::Attempted {
-            outcome,
-            tries_used: self.tries_used,
-            request_sent,
-            idempotent: session.req_header().method.is_idempotent(),
-            body_replayable: !session.as_ref().retry_buffer_truncated()
-                && self.body_bytes <= policy.buffer as u64,
-            response_started: session.response_written().is_some(),
-            deadline_passed: self.deadline.is_some_and(|d| Instant::now() >= d),
-        };
-        if retry::decide(policy, &facts) != retry::Verdict::Retry {
-            return false;
-        }
-        // The budget guards servers against load multiplied by retries. A request whose
-        // connection failed reached no server, so sending it to another adds no load anywhere:
-        // such retries are not capped (a dead server would otherwise turn the first burst of
-        // refused connections into errors, before its breaker opens).
-        let within_budget = !request_sent
-            || self
-                .in_pool
-                .as_mut()
-                .is_some_and(|p| p.try_retry(policy.budget_percent));
-        match within_budget {
-            true => {
-                pool.stats.metrics.count_retry(outcome);
-                true
-            }
-            false => {
-                pool.stats.metrics.retries_over_budget.inc();
-                tracing::debug!(upstream = %pool.name, "retry not made: the retry budget is spent");
-                false
-            }
-        }
-    }
-}
-
-/// Log and count a breaker transition (SPEC §3: `warn` on open).
-fn report_transition(pool: &Pool, server: &Server, t: Transition) {
-    let (name, addr) = (pool.name.as_str(), server.config.addr.as_str());
-    match (t.to, t.open_for) {
-        (BreakerState::Open, Some(d)) => {
-            tracing::warn!(upstream = name, server = addr, open_for = ?d, "circuit breaker opened");
-        }
-        (to, _) => tracing::info!(
-            upstream = name,
-            server = addr,
-            state = to.as_str(),
-            "circuit breaker changed state"
-        ),
-    }
-    crate::metrics::metrics()
-        .breaker_transitions
-        .with_label_values(&[name, addr, t.to.as_str()])
-        .inc();
-    server.stats.metrics.set_breaker(t.to);
-}
-
-/// Seconds a client should wait before a pool has a server again (`Retry-After`): until the
-/// earliest breaker half-opens; else a health-check interval; else one second.
-fn retry_after_secs(pool: &Pool, now: Instant) -> u64 {
-    let reopen = pool
-        .servers
-        .iter()
-        .filter_map(|s| s.stats.breaker.reopens_in(now))
-        .min();
-    let wait = reopen
-        .or_else(|| pool.config.health_check.as_ref().map(|h| h.interval))
-        .unwrap_or(Duration::from_secs(1));
-    wait.as_millis().div_ceil(1000).max(1) as u64
-}
-
-fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
-/// The host a request is for: the absolute-form authority wins over `Host` (RFC 9112 §3.2.2).
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    headers::absolute_target(req)
-        .map(|(authority, _)| authority)
-        .or_else(|| {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-}
-
-/// The value of cookie `name` in the request's `Cookie` fields.
-fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
-    req.headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
-        .find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
-        })
-}
-
-/// HTTP status for an error that ended a request, per SPEC §3.
-fn status_for(e: &Error) -> u16 {
-    match e.etype() {
-        ErrorType::HTTPStatus(code) => *code,
-        etype => match e.esource() {
-            ErrorSource::Upstream => match etype {
-                ErrorType::ConnectTimedout
-                | ErrorType::ReadTimedout
-                | ErrorType::WriteTimedout
-                | ErrorType::TLSHandshakeTimedout => 504,
-                _ => 502,
-            },
-            ErrorSource::Downstream => match etype {
-                ErrorType::ReadTimedout => 408,
-                // The client is gone or stopped reading: nobody to answer.
-                ErrorType::WriteError
-                | ErrorType::ReadError
-                | ErrorType::ConnectionClosed
-                | ErrorType::WriteTimedout => 0,
-                _ => 400,
-            },
-            _ => 500,
-        },
-    }
-}
-
 #[async_trait]
 impl ProxyHttp for Switchyard {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            state: self.store.load_full(),
-            started: Instant::now(),
-            pool: None,
-            in_pool: None,
-            deadline: None,
-            attempt: None,
-            server: None,
-            tried: Tried::default(),
-            attempts: 0,
-            tries_used: 0,
-            free_retry_used: false,
-            next_attempt_free: false,
-            last_failure: None,
-            decided_retry: None,
-            request_id: None,
-            body_bytes: 0,
-            retry_after: None,
-            _active: ActiveRequest::start(),
-        }
+        Ctx::new(self.store.load_full())
     }
 
     async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
@@ -682,36 +442,5 @@ impl ProxyHttp for Switchyard {
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookie_lookup() {
-        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
-        r.append_header("Cookie", "a=1; sid=xyz; b=2").unwrap();
-        assert_eq!(cookie(&r, "sid"), Some(&b"xyz"[..]));
-        assert_eq!(cookie(&r, "si"), None);
-        assert_eq!(cookie(&r, "b"), Some(&b"2"[..]));
-    }
-
-    #[test]
-    fn error_statuses() {
-        let up = |t: ErrorType| {
-            let mut e = Error::new(t);
-            e.as_up();
-            e
-        };
-        assert_eq!(status_for(&up(ErrorType::ConnectRefused)), 502);
-        assert_eq!(status_for(&up(ErrorType::ConnectTimedout)), 504);
-        assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
-        assert_eq!(status_for(&up(ErrorType::ConnectionClosed)), 502);
-        assert_eq!(status_for(&Error::new(ErrorType::HTTPStatus(503))), 503);
-        let mut down = Error::new(ErrorType::ReadTimedout);
-        down.as_down();
-        assert_eq!(status_for(&down), 408);
     }
 }

@@ -20,58 +20,11 @@
 //! both see a server as least loaded and overshoot it: the count is exact across threads. The
 //! lock is held for one pass over the pool and never across an `.await`.
 
+use super::hash_ring::HashRing;
 use super::server::{InFlightGuard, Server};
+use super::tried::Tried;
 use crate::config::{Balance, HashKey};
-use pingora_ketama::{Bucket, Continuum};
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
-
-/// The servers a request has already been sent to (indices into the pool).
-#[derive(Debug, Clone, Default)]
-pub struct Tried {
-    /// Indices 0..64, inline: most pools are small.
-    small: u64,
-    /// Indices 64.., allocated only for big pools.
-    large: Vec<u64>,
-    count: usize,
-}
-
-impl Tried {
-    pub fn insert(&mut self, i: usize) {
-        if self.contains(i) {
-            return;
-        }
-        if i < 64 {
-            self.small |= 1 << i;
-        } else {
-            let w = i / 64 - 1;
-            if self.large.len() <= w {
-                self.large.resize(w + 1, 0);
-            }
-            self.large[w] |= 1 << (i % 64);
-        }
-        self.count += 1;
-    }
-
-    pub fn contains(&self, i: usize) -> bool {
-        if i < 64 {
-            self.small & (1 << i) != 0
-        } else {
-            self.large
-                .get(i / 64 - 1)
-                .is_some_and(|w| w & (1 << (i % 64)) != 0)
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    pub fn len(&self) -> usize {
-        self.count
-    }
-}
 
 /// The per-pool selection state.
 #[derive(Debug)]
@@ -81,24 +34,6 @@ pub enum Balancer {
     RoundRobin(Mutex<Vec<i64>>),
     Random,
     Hash(Box<HashRing>),
-}
-
-/// Consistent hashing over the primary servers, and separately over the backups; nginx's
-/// ketama ring (160 points per weight unit), so a server leaving moves only its own keys.
-pub struct HashRing {
-    pub key: HashKey,
-    primaries: Continuum,
-    backups: Continuum,
-    index_of: HashMap<SocketAddr, usize>,
-}
-
-impl std::fmt::Debug for HashRing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashRing")
-            .field("key", &self.key)
-            .field("servers", &self.index_of.len())
-            .finish()
-    }
 }
 
 /// What a pick needs to know about the request.
@@ -116,26 +51,7 @@ impl Balancer {
             Balance::LeastConn => Balancer::LeastConn(Mutex::new(vec![0; servers.len()])),
             Balance::RoundRobin => Balancer::RoundRobin(Mutex::new(vec![0; servers.len()])),
             Balance::Random => Balancer::Random,
-            Balance::Hash(key) => {
-                let ring = |backup: bool| {
-                    let buckets: Vec<Bucket> = servers
-                        .iter()
-                        .filter(|s| s.config.backup == backup)
-                        .map(|s| Bucket::new(s.config.socket, s.weight()))
-                        .collect();
-                    Continuum::new(&buckets)
-                };
-                Balancer::Hash(Box::new(HashRing {
-                    key: key.clone(),
-                    primaries: ring(false),
-                    backups: ring(true),
-                    index_of: servers
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (s.config.socket, i))
-                        .collect(),
-                }))
-            }
+            Balance::Hash(key) => Balancer::Hash(Box::new(HashRing::new(key, servers))),
         }
     }
 
@@ -278,41 +194,12 @@ fn weighted_random(servers: &[Server], ok: &dyn Fn(usize) -> bool) -> Option<usi
     pick
 }
 
-impl HashRing {
-    /// Walk the ring from the key's point to the first eligible server.
-    fn lookup(
-        &self,
-        key: &[u8],
-        backup: bool,
-        n_servers: usize,
-        ok: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
-        if !(0..n_servers).any(ok) {
-            return None;
-        }
-        let ring = if backup {
-            &self.backups
-        } else {
-            &self.primaries
-        };
-        ring.node_iter(key)
-            .take(ring_len_hint(n_servers))
-            .filter_map(|addr| self.index_of.get(addr).copied())
-            .find(|&i| ok(i))
-    }
-}
-
-/// Points to walk before giving up: every server has at least 160 points, so this many steps
-/// find any eligible server with overwhelming probability while bounding the worst case.
-fn ring_len_hint(n_servers: usize) -> usize {
-    n_servers.saturating_mul(160 * 8).max(1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{ServerConfig, Weight};
     use crate::upstream::server::ServerStats;
+    use std::net::SocketAddr;
     use std::num::NonZeroU32;
     use std::sync::Arc;
 
@@ -488,22 +375,26 @@ mod tests {
     }
 
     #[test]
-    fn tried_set_handles_big_pools() {
-        let mut t = Tried::default();
-        for i in [0, 63, 64, 200, 200] {
-            t.insert(i);
-        }
-        assert_eq!(t.len(), 4);
-        assert!(t.contains(200) && t.contains(64) && !t.contains(65) && !t.contains(1000));
-    }
-
-    #[test]
     fn random_follows_weights() {
         let servers = pool(&[3, 1]);
         let b = Balancer::new(&Balance::Random, &servers);
         let counts = sequential(&b, &servers, 40_000);
         let share = counts[0] as f64 / 40_000.0;
         assert!((0.72..0.78).contains(&share), "{counts:?}");
+    }
+
+    /// The server `balance: hash` picks for `key` on a first attempt.
+    fn hashed(
+        b: &Balancer,
+        servers: &[Server],
+        key: &str,
+        ok: &dyn Fn(usize) -> bool,
+    ) -> SocketAddr {
+        let input = PickInput {
+            hash_key: Some(key.as_bytes()),
+        };
+        let (i, _) = b.pick(servers, input, &Tried::default(), ok).unwrap();
+        servers[i].config.socket
     }
 
     #[test]
@@ -515,32 +406,11 @@ mod tests {
             .collect();
         let before: Vec<SocketAddr> = keys
             .iter()
-            .map(|k| {
-                let (i, _) = b
-                    .pick(
-                        &servers,
-                        PickInput {
-                            hash_key: Some(k.as_bytes()),
-                        },
-                        &Tried::default(),
-                        &|_| true,
-                    )
-                    .unwrap();
-                servers[i].config.socket
-            })
+            .map(|k| hashed(&b, &servers, k, &|_| true))
             .collect();
         // Same key, same server, every time.
-        let (again, _) = b
-            .pick(
-                &servers,
-                PickInput {
-                    hash_key: Some(keys[7].as_bytes()),
-                },
-                &Tried::default(),
-                &|_| true,
-            )
-            .unwrap();
-        assert_eq!(servers[again].config.socket, before[7]);
+        let again = hashed(&b, &servers, &keys[7], &|_| true);
+        assert_eq!(again, before[7]);
         // Each server gets a fair share.
         for s in &servers {
             let n = before.iter().filter(|a| **a == s.config.socket).count();
@@ -559,35 +429,16 @@ mod tests {
             .collect();
         let b2 = Balancer::new(&Balance::Hash(HashKey::ClientIp), &fewer);
         for (k, old) in keys.iter().zip(&before) {
-            let (i, _) = b2
-                .pick(
-                    &fewer,
-                    PickInput {
-                        hash_key: Some(k.as_bytes()),
-                    },
-                    &Tried::default(),
-                    &|_| true,
-                )
-                .unwrap();
-            let new = fewer[i].config.socket;
+            let new = hashed(&b2, &fewer, k, &|_| true);
             if *old != removed {
                 assert_eq!(new, *old, "key {k} moved although its server stayed");
             }
         }
         // Marking a server ineligible (not removing it) behaves the same way.
         for (k, old) in keys.iter().zip(&before) {
-            let (i, _) = b
-                .pick(
-                    &servers,
-                    PickInput {
-                        hash_key: Some(k.as_bytes()),
-                    },
-                    &Tried::default(),
-                    &|i| i != 2,
-                )
-                .unwrap();
+            let now = hashed(&b, &servers, k, &|i| i != 2);
             if *old != removed {
-                assert_eq!(servers[i].config.socket, *old);
+                assert_eq!(now, *old);
             }
         }
     }

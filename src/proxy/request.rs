@@ -1,0 +1,98 @@
+//! Facts read from a client request: its address, host, cookies, and the status its error
+//! earns.
+
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::{ErrorSource, ErrorType};
+use std::net::IpAddr;
+
+use super::headers;
+
+pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// The host a request is for: the absolute-form authority wins over `Host` (RFC 9112 §3.2.2).
+pub(super) fn request_host(req: &RequestHeader) -> Option<&str> {
+    headers::absolute_target(req)
+        .map(|(authority, _)| authority)
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+}
+
+/// The value of cookie `name` in the request's `Cookie` fields.
+pub(super) fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
+        })
+}
+
+/// HTTP status for an error that ended a request, per SPEC §3.
+pub(super) fn status_for(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        etype => match e.esource() {
+            ErrorSource::Upstream => match etype {
+                ErrorType::ConnectTimedout
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout
+                | ErrorType::TLSHandshakeTimedout => 504,
+                _ => 502,
+            },
+            ErrorSource::Downstream => match etype {
+                ErrorType::ReadTimedout => 408,
+                // The client is gone or stopped reading: nobody to answer.
+                ErrorType::WriteError
+                | ErrorType::ReadError
+                | ErrorType::ConnectionClosed
+                | ErrorType::WriteTimedout => 0,
+                _ => 400,
+            },
+            _ => 500,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_lookup() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        r.append_header("Cookie", "a=1; sid=xyz; b=2").unwrap();
+        assert_eq!(cookie(&r, "sid"), Some(&b"xyz"[..]));
+        assert_eq!(cookie(&r, "si"), None);
+        assert_eq!(cookie(&r, "b"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn error_statuses() {
+        let up = |t: ErrorType| {
+            let mut e = Error::new(t);
+            e.as_up();
+            e
+        };
+        assert_eq!(status_for(&up(ErrorType::ConnectRefused)), 502);
+        assert_eq!(status_for(&up(ErrorType::ConnectTimedout)), 504);
+        assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
+        assert_eq!(status_for(&up(ErrorType::ConnectionClosed)), 502);
+        assert_eq!(status_for(&Error::new(ErrorType::HTTPStatus(503))), 503);
+        let mut down = Error::new(ErrorType::ReadTimedout);
+        down.as_down();
+        assert_eq!(status_for(&down), 408);
+    }
+}
