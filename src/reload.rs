@@ -82,10 +82,6 @@ impl Reloader {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Reload now (SIGHUP, `POST /reload`). Returns the new generation.
     pub fn reload(&self, trigger: &str) -> Result<u64, ReloadRejected> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());

@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 
+from loopback import free_port, wait_port
+
 # --------------------------------------------------------------------------------------------
 # The recording upstream
 
@@ -126,25 +128,6 @@ class Upstream:
 # Proxies
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 NGINX_CONF = """
 worker_processes 1;
 daemon off;
@@ -198,7 +181,7 @@ def start_nginx(binary, up, tmp):
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(dir=d, up=up, port=port))
     p = subprocess.Popen([binary, "-c", conf, "-p", d], stderr=subprocess.DEVNULL)
-    if not wait_port(port):
+    if not wait_port(port, timeout=10):
         sys.exit("nginx did not start")
     return p, port
 
@@ -209,7 +192,7 @@ def start_switchyard(binary, up, tmp, conf_text):
     with open(conf, "w") as f:
         f.write(conf_text.format(port=port, admin=admin, up=up))
     p = subprocess.Popen([binary, "-c", conf], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    if not wait_port(port):
+    if not wait_port(port, timeout=10):
         sys.exit("switchyard did not start")
     return p, port
 

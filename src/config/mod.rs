@@ -104,10 +104,6 @@ impl Config {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
     }
-
-    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
-        self.upstreams.iter().find(|u| u.name == name)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,9 +88,8 @@ impl Ctx {
 
     /// Record the outcome of the current attempt (once): breaker, counters, metrics.
     pub(super) fn finish_attempt(&mut self, outcome: Outcome) {
-        let state = Arc::clone(&self.state);
         let (Some(pool), Some(a)) = (
-            self.pool.and_then(|p| state.pools.get(p)),
+            self.pool.and_then(|p| self.state.pools.get(p)),
             self.attempt.as_mut(),
         ) else {
             return;
@@ -133,8 +132,7 @@ impl Ctx {
         outcome: Outcome,
         request_sent: bool,
     ) -> bool {
-        let state = Arc::clone(&self.state);
-        let Some(pool) = self.pool.and_then(|p| state.pools.get(p)) else {
+        let Some(pool) = self.pool.and_then(|p| self.state.pools.get(p)) else {
             return false;
         };
         let policy = &pool.config.retry;

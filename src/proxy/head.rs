@@ -126,11 +126,6 @@ impl HeadScanner {
         self.transfer_encoding > 0
     }
 
-    /// Whether the request target is in absolute form (`http://host/path`).
-    pub fn absolute_form(&self) -> bool {
-        self.absolute_form
-    }
-
     fn end_name(&mut self, chunk: &mut [u8]) {
         let name = &self.name[..self.name_len];
         match name {

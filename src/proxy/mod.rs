@@ -33,8 +33,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
-use request::{client_ip, cookie, request_host, status_for};
-use std::sync::Arc;
+use request::{client_ip, cookie, route_target, status_for};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
@@ -84,17 +83,9 @@ impl ProxyHttp for Switchyard {
             _ => headers::new_request_id(),
         });
 
-        let host = request_host(req);
-        let path = match headers::absolute_target(req) {
-            Some((_, rest)) => rest
-                .split('?')
-                .next()
-                .filter(|p| !p.is_empty())
-                .unwrap_or("/"),
-            None => req.uri.path(),
-        };
+        let (host, path) = route_target(req);
         ctx.pool = ctx.state.router.route(host, path);
-        let state = Arc::clone(&ctx.state);
+        let state = &ctx.state;
         let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
             respond::send_error(session, 404, ctx.request_id.as_ref(), None, true).await?;
             return Ok(true);
@@ -122,8 +113,7 @@ impl ProxyHttp for Switchyard {
         ctx.end_attempt();
         ctx.body_bytes = 0;
         ctx.decided_retry = None;
-        let state = Arc::clone(&ctx.state);
-        let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
+        let Some(pool) = ctx.pool.and_then(|p| ctx.state.pools.get(p)) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
         };
         let now = Instant::now();
@@ -285,13 +275,10 @@ impl ProxyHttp for Switchyard {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let id = ctx
-            .request_id
-            .get_or_insert_with(headers::new_request_id)
-            .clone();
+        let id = ctx.request_id.get_or_insert_with(headers::new_request_id);
         upstream_request.set_version(http::Version::HTTP_11);
         headers::origin_form(upstream_request)?;
-        headers::prepare_upstream_request(upstream_request, client_ip(session), &id)
+        headers::prepare_upstream_request(upstream_request, client_ip(session), id)
     }
 
     async fn request_body_filter(

@@ -16,15 +16,26 @@ pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-/// The host a request is for: the absolute-form authority wins over `Host` (RFC 9112 §3.2.2).
-pub(super) fn request_host(req: &RequestHeader) -> Option<&str> {
-    headers::absolute_target(req)
-        .map(|(authority, _)| authority)
-        .or_else(|| {
-            req.headers
+/// The host and path a request is routed by. An absolute-form target's authority wins over
+/// `Host` (RFC 9112 §3.2.2), and its path is the part before any query (`/` when empty).
+pub(super) fn route_target(req: &RequestHeader) -> (Option<&str>, &str) {
+    match headers::absolute_target(req) {
+        Some((authority, rest)) => {
+            let path = rest
+                .split('?')
+                .next()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("/");
+            (Some(authority), path)
+        }
+        None => {
+            let host = req
+                .headers
                 .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
+                .and_then(|h| h.to_str().ok());
+            (host, req.uri.path())
+        }
+    }
 }
 
 /// The value of cookie `name` in the request's `Cookie` fields.

@@ -221,12 +221,16 @@ mod tests {
     }
 
     /// Sequential picks (each released before the next): counts per server.
+    /// A first attempt's pick with every server eligible (no hash key).
+    fn first_pick(b: &Balancer, servers: &[Server]) -> (usize, InFlightGuard) {
+        b.pick(servers, PickInput::default(), &Tried::default(), &|_| true)
+            .unwrap()
+    }
+
     fn sequential(b: &Balancer, servers: &[Server], n: usize) -> Vec<usize> {
         let mut counts = vec![0; servers.len()];
         for _ in 0..n {
-            let (i, g) = b
-                .pick(servers, PickInput::default(), &Tried::default(), &|_| true)
-                .unwrap();
+            let (i, g) = first_pick(b, servers);
             counts[i] += 1;
             drop(g);
         }
@@ -258,9 +262,7 @@ mod tests {
         let b = Balancer::new(&Balance::RoundRobin, &servers);
         let mut seq = Vec::new();
         for _ in 0..7 {
-            let (i, _g) = b
-                .pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
-                .unwrap();
+            let (i, _g) = first_pick(&b, &servers);
             seq.push(i);
         }
         // nginx's documented sequence for weights 5,1,1: a a b a c a a
@@ -276,9 +278,7 @@ mod tests {
             .map(|_| servers[0].stats.try_acquire(None).unwrap())
             .chain(std::iter::once(servers[1].stats.try_acquire(None).unwrap()))
             .collect();
-        let (i, _g) = b
-            .pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
-            .unwrap();
+        let (i, _g) = first_pick(&b, &servers);
         assert_eq!(i, 1);
     }
 
@@ -288,12 +288,7 @@ mod tests {
         let b = Balancer::new(&Balance::LeastConn, &servers);
         // Concurrent picks without release: each new request goes to a least-loaded server,
         // so after 9 picks every server holds exactly 3.
-        let guards: Vec<_> = (0..9)
-            .map(|_| {
-                b.pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
-                    .unwrap()
-            })
-            .collect();
+        let guards: Vec<_> = (0..9).map(|_| first_pick(&b, &servers)).collect();
         assert!(servers.iter().all(|s| s.stats.in_flight() == 3));
         drop(guards);
         assert!(servers.iter().all(|s| s.stats.in_flight() == 0));
@@ -336,12 +331,7 @@ mod tests {
         let mut servers = pool(&[10, 1]);
         servers[0].config.max_conns = NonZeroU32::new(2);
         let b = Balancer::new(&Balance::LeastConn, &servers);
-        let held: Vec<_> = (0..6)
-            .map(|_| {
-                b.pick(&servers, PickInput::default(), &Tried::default(), &|_| true)
-                    .unwrap()
-            })
-            .collect();
+        let held: Vec<_> = (0..6).map(|_| first_pick(&b, &servers)).collect();
         assert_eq!(servers[0].stats.in_flight(), 2);
         assert_eq!(servers[1].stats.in_flight(), 4);
         drop(held);

@@ -25,10 +25,6 @@ impl PoolStats {
         self.requests_in_flight.load(Ordering::Relaxed)
     }
 
-    pub fn retries_in_flight(&self) -> u32 {
-        self.retries_in_flight.load(Ordering::Relaxed)
-    }
-
     /// Count a request routed to this pool until the guard is dropped.
     pub fn begin_request(self: &Arc<Self>) -> InPool {
         self.requests_in_flight.fetch_add(1, Ordering::AcqRel);
@@ -47,14 +43,6 @@ pub struct InPool {
 }
 
 impl InPool {
-    pub fn stats(&self) -> &PoolStats {
-        &self.stats
-    }
-
-    pub fn is_retrying(&self) -> bool {
-        self.retrying
-    }
-
     /// Take a place among the retries in flight if the budget allows (SPEC §2 `budget_percent`:
     /// retries in flight may be at most that share of the requests in flight, and at least 3).
     /// A request that already retries keeps its place.

@@ -5,7 +5,7 @@
 //! in-flight count, counters and health; requests started before the reload still decrement
 //! the same counter through their [`InFlightGuard`].
 
-use super::breaker::{Breaker, BreakerState};
+use super::breaker::Breaker;
 use super::health::Probe;
 use crate::config::ServerConfig;
 use crate::metrics::ServerMetrics;
@@ -59,10 +59,6 @@ impl ServerStats {
         self.metrics.in_flight.set(i64::from(self.in_flight()));
         self.metrics.healthy.set(i64::from(self.is_healthy()));
         self.metrics.set_breaker(self.breaker.state(now));
-    }
-
-    pub fn breaker_state(&self, now: std::time::Instant) -> BreakerState {
-        self.breaker.state(now)
     }
 
     pub fn in_flight(&self) -> u32 {
