@@ -1,47 +1,37 @@
-//! Per-attempt bookkeeping on the request path: breaker admission and outcome, retry budget,
-//! in-flight guard, metric counters. Run with `cargo bench --bench attempt`.
+//! Per-attempt bookkeeping on the request path: the pool's choice (pick, breaker admission,
+//! in-flight guard), the outcome's record (counters, breaker), the request's counters, and the
+//! retry budget. Run with `cargo bench --bench attempt`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchyard::config::{BreakerPolicy, Outcome, OutcomeSet};
-use switchyard::upstream::ServerStats;
-use switchyard::upstream::pool::PoolStats;
+use switchyard::config::{Outcome, load_str_offline};
+use switchyard::upstream::{Choice, Pool, PoolStats, Tried};
 
 fn attempt(c: &mut Criterion) {
-    let mut on = OutcomeSet::default();
-    for n in ["error", "timeout", "http_502", "http_503", "http_504"] {
-        on.insert_name(n).expect("known condition");
-    }
-    let policy = BreakerPolicy {
-        failures: NonZeroU32::new(5).expect("non-zero"),
-        open_for: Duration::from_secs(30),
-        max_open_for: Duration::from_secs(300),
-        half_open_requests: NonZeroU32::new(1).expect("non-zero"),
-        on,
-    };
-    let server = Arc::new(ServerStats::new("bench", "10.0.0.1:80"));
-    let pool = Arc::new(PoolStats::new("bench", &["error".to_string()]));
-    c.bench_function("attempt/success: admit, count, record", |b| {
+    let config = load_str_offline(
+        "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app:\n    servers:\n      - {addr: \"10.0.0.1:80\", weight: 3}\n      - {addr: \"10.0.0.2:80\", weight: 3}\n      - {addr: \"10.0.0.3:80\", weight: 2}\n",
+    )
+    .expect("valid bench config");
+    let pool = Pool::new(&config.upstreams[0], None, |_| None);
+    c.bench_function("attempt/success: choose, record, count", |b| {
         b.iter(|| {
             let now = Instant::now();
-            let _in_pool = pool.begin_request();
-            let guard = server.try_acquire(None).expect("room");
-            let (admission, _) = server.breaker.admit(now, &policy);
-            server.metrics.count_attempt(Outcome::Success);
-            let t = server
-                .breaker
-                .record(admission.expect("closed"), false, now, &policy);
-            pool.metrics.count_request(200);
-            black_box((guard, t))
+            let _in_pool = pool.stats.begin_request();
+            let Choice::Server(mut a) = pool.choose(now, None, &Tried::default()) else {
+                panic!("a server is always eligible here");
+            };
+            pool.record(&mut a, Outcome::Success, now);
+            pool.stats.count_request(200, Duration::from_micros(300));
+            black_box(a)
         })
     });
+    let stats = Arc::new(PoolStats::default());
     c.bench_function("attempt/retry budget check", |b| {
         b.iter(|| {
-            let mut in_pool = pool.begin_request();
-            black_box(in_pool.try_retry(20))
+            let mut in_pool = stats.begin_request();
+            black_box(in_pool.try_retry(20, Outcome::Error))
         })
     });
 }

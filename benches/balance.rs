@@ -11,7 +11,7 @@ fn pool(n: usize) -> Vec<Server> {
     (0..n)
         .map(|i| {
             let addr = format!("10.{}.{}.{}:8080", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-            let stats = Arc::new(ServerStats::new("bench", &addr));
+            let stats = Arc::new(ServerStats::new());
             Server {
                 config: ServerConfig {
                     socket: addr.parse().expect("valid address"),

@@ -53,7 +53,7 @@ fn reload(c: &mut Criterion) {
             config_text(1, 10_000, "hash"),
         ),
     ] {
-        let first = RuntimeState::build(
+        let first = RuntimeState::new(
             load_str_offline(&text).expect("valid"),
             1,
             None,
@@ -62,12 +62,7 @@ fn reload(c: &mut Criterion) {
         c.bench_function(&format!("reload/{name}"), |b| {
             b.iter(|| {
                 let config = load_str_offline(black_box(&text)).expect("valid");
-                black_box(RuntimeState::build(
-                    config,
-                    2,
-                    Some(&first),
-                    Arc::clone(&log),
-                ))
+                black_box(RuntimeState::new(config, 2, Some(&first), Arc::clone(&log)))
             })
         });
     }

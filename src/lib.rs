@@ -10,6 +10,8 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod router;
 pub mod run;
+pub mod services;
 pub mod state;
 pub mod upstream;

@@ -1,309 +1,299 @@
 //! Every Prometheus metric of SPEC §5, defined in one place; the names are a contract.
 //!
-//! The request path never looks a metric up by label: each pool and server holds the handles
-//! it needs ([`PoolMetrics`], [`ServerMetrics`]), resolved when the server is configured, so
-//! counting is an atomic add. Gauges that mirror live state (in flight, breaker, health) are
-//! set from that state when `/metrics` is scraped.
+//! Metrics are a view of the state: the request path and the upstream core only add to plain
+//! atomic counters (`crate::upstream::counters`, server and pool stats, reload stats), and
+//! [`StateCollector`] turns the *current* runtime state into series when `/metrics` is scraped.
+//! So a server's series exist from the moment it is configured and disappear with it, by
+//! construction, and nothing on the request path looks up a labelled series.
 
-use crate::config::Outcome;
+use crate::reload::ReloadStats;
+use crate::state::{RuntimeState, Store};
+use crate::upstream::PoolStats;
 use crate::upstream::breaker::BreakerState;
-use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+use crate::upstream::counters::{DURATION_BUCKETS, HistogramSnapshot, OUTCOMES, RetryReasons};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
-use std::sync::{LazyLock, OnceLock};
+use prometheus::{Encoder, Registry};
+use std::sync::Arc;
+use std::time::Instant;
 
+/// (name, help, type, labels) of every series family, in the order they are defined.
+const FAMILIES: [(&str, &str, MetricType, &[&str]); 13] = [
+    (
+        "switchyard_requests_total",
+        "Requests answered, by upstream and the status sent to the client",
+        MetricType::COUNTER,
+        &["upstream", "code"],
+    ),
+    (
+        "switchyard_request_duration_seconds",
+        "Time from the request head to the end of the response, per upstream",
+        MetricType::HISTOGRAM,
+        &["upstream"],
+    ),
+    (
+        "switchyard_upstream_attempts_total",
+        "Attempts sent to servers, by outcome",
+        MetricType::COUNTER,
+        &["upstream", "server", "outcome"],
+    ),
+    (
+        "switchyard_upstream_in_flight",
+        "Requests in flight to a server",
+        MetricType::GAUGE,
+        &["upstream", "server"],
+    ),
+    (
+        "switchyard_retries_total",
+        "Retries made, by the failure that caused them",
+        MetricType::COUNTER,
+        &["upstream", "reason"],
+    ),
+    (
+        "switchyard_retries_over_budget_total",
+        "Retries not made because the retry budget was spent",
+        MetricType::COUNTER,
+        &["upstream"],
+    ),
+    (
+        "switchyard_circuit_breaker_state",
+        "1 for the current breaker state of a server, 0 for the others",
+        MetricType::GAUGE,
+        &["upstream", "server", "state"],
+    ),
+    (
+        "switchyard_circuit_breaker_transitions_total",
+        "Breaker state changes, by the state entered",
+        MetricType::COUNTER,
+        &["upstream", "server", "to"],
+    ),
+    (
+        "switchyard_upstream_healthy",
+        "1 while a server passes its health checks",
+        MetricType::GAUGE,
+        &["upstream", "server"],
+    ),
+    (
+        "switchyard_no_server_total",
+        "503 answers because no server of the pool was eligible",
+        MetricType::COUNTER,
+        &["upstream"],
+    ),
+    (
+        "switchyard_config_reloads_total",
+        "Config reloads, by result",
+        MetricType::COUNTER,
+        &["result"],
+    ),
+    (
+        "switchyard_config_generation",
+        "Generation of the running config (1 at start)",
+        MetricType::GAUGE,
+        &[],
+    ),
+    (
+        "switchyard_config_last_reload_success_timestamp_seconds",
+        "Unix time of the last successful config load",
+        MetricType::GAUGE,
+        &[],
+    ),
+];
+
+/// Reads the live state and the reload counters into metric families at scrape time.
+pub struct StateCollector {
+    store: Store,
+    reloads: Arc<ReloadStats>,
+    descs: Vec<Desc>,
+}
+
+impl StateCollector {
+    pub fn new(store: Store, reloads: Arc<ReloadStats>) -> StateCollector {
+        let descs = FAMILIES
+            .iter()
+            .map(|(name, help, _, labels)| {
+                Desc::new(
+                    name.to_string(),
+                    help.to_string(),
+                    labels.iter().map(ToString::to_string).collect(),
+                    Default::default(),
+                )
+                .expect("valid metric definition")
+            })
+            .collect();
+        StateCollector {
+            store,
+            reloads,
+            descs,
+        }
+    }
+}
+
+/// The exposition of a registry holding one [`StateCollector`].
 pub struct Metrics {
-    pub registry: Registry,
-    pub requests: IntCounterVec,
-    pub duration: HistogramVec,
-    pub attempts: IntCounterVec,
-    pub in_flight: IntGaugeVec,
-    pub retries: IntCounterVec,
-    pub retries_over_budget: IntCounterVec,
-    pub breaker_state: IntGaugeVec,
-    pub breaker_transitions: IntCounterVec,
-    pub healthy: IntGaugeVec,
-    pub no_server: IntCounterVec,
-    pub reloads: IntCounterVec,
-    pub generation: IntGauge,
-    pub last_reload_success: Gauge,
-}
-
-/// Histogram buckets for a proxy: 100 µs to 10 s.
-pub const DURATION_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
-pub const OUTCOMES: [&str; 6] = [
-    "success",
-    "error",
-    "timeout",
-    "invalid_header",
-    "http_5xx",
-    "http_429",
-];
-pub const BREAKER_STATES: [BreakerState; 3] = [
-    BreakerState::Closed,
-    BreakerState::Open,
-    BreakerState::HalfOpen,
-];
-
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-
-/// The process's metrics.
-pub fn metrics() -> &'static Metrics {
-    &METRICS
-}
-
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
-}
-
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
+    registry: Registry,
 }
 
 impl Metrics {
-    fn new() -> Metrics {
-        let r = Registry::new();
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "switchyard_request_duration_seconds",
-                "Time from the request head to the end of the response, per upstream",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["upstream"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(duration.clone()))
-            .expect("metric registered once");
-        let generation = IntGauge::new(
-            "switchyard_config_generation",
-            "Generation of the running config (1 at start)",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(generation.clone()))
-            .expect("metric registered once");
-        let last_reload_success = Gauge::new(
-            "switchyard_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful config load",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(last_reload_success.clone()))
-            .expect("metric registered once");
-        let m = Metrics {
-            requests: counter_vec(
-                &r,
-                "switchyard_requests_total",
-                "Requests answered, by upstream and the status sent to the client",
-                &["upstream", "code"],
-            ),
-            duration,
-            attempts: counter_vec(
-                &r,
-                "switchyard_upstream_attempts_total",
-                "Attempts sent to servers, by outcome",
-                &["upstream", "server", "outcome"],
-            ),
-            in_flight: gauge_vec(
-                &r,
-                "switchyard_upstream_in_flight",
-                "Requests in flight to a server",
-                &["upstream", "server"],
-            ),
-            retries: counter_vec(
-                &r,
-                "switchyard_retries_total",
-                "Retries made, by the failure that caused them",
-                &["upstream", "reason"],
-            ),
-            retries_over_budget: counter_vec(
-                &r,
-                "switchyard_retries_over_budget_total",
-                "Retries not made because the retry budget was spent",
-                &["upstream"],
-            ),
-            breaker_state: gauge_vec(
-                &r,
-                "switchyard_circuit_breaker_state",
-                "1 for the current breaker state of a server, 0 for the others",
-                &["upstream", "server", "state"],
-            ),
-            breaker_transitions: counter_vec(
-                &r,
-                "switchyard_circuit_breaker_transitions_total",
-                "Breaker state changes, by the state entered",
-                &["upstream", "server", "to"],
-            ),
-            healthy: gauge_vec(
-                &r,
-                "switchyard_upstream_healthy",
-                "1 while a server passes its health checks",
-                &["upstream", "server"],
-            ),
-            no_server: counter_vec(
-                &r,
-                "switchyard_no_server_total",
-                "503 answers because no server of the pool was eligible",
-                &["upstream"],
-            ),
-            reloads: counter_vec(
-                &r,
-                "switchyard_config_reloads_total",
-                "Config reloads, by result",
-                &["result"],
-            ),
-            generation,
-            last_reload_success,
-            registry: r,
-        };
-        for result in ["success", "failure"] {
-            m.reloads.with_label_values(&[result]);
-        }
-        m
+    pub fn new(store: Store, reloads: Arc<ReloadStats>) -> Metrics {
+        let registry = Registry::new();
+        registry
+            .register(Box::new(StateCollector::new(store, reloads)))
+            .expect("metric families registered once");
+        Metrics { registry }
     }
 
-    /// Drop every series of a server that left the configuration.
-    pub fn forget_server(&self, pool: &str, addr: &str) {
-        for outcome in OUTCOMES {
-            let _ = self.attempts.remove_label_values(&[pool, addr, outcome]);
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!("cannot encode metrics: {e}");
         }
-        for state in BREAKER_STATES {
-            let _ = self
-                .breaker_state
-                .remove_label_values(&[pool, addr, state.as_str()]);
-            let _ = self
-                .breaker_transitions
-                .remove_label_values(&[pool, addr, state.as_str()]);
-        }
-        let _ = self.in_flight.remove_label_values(&[pool, addr]);
-        let _ = self.healthy.remove_label_values(&[pool, addr]);
+        out
     }
 }
 
-/// The metric label of an attempt's outcome.
-pub fn outcome_label(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Success => "success",
-        Outcome::Error => "error",
-        Outcome::Timeout => "timeout",
-        Outcome::InvalidHeader => "invalid_header",
-        Outcome::Status(429) => "http_429",
-        Outcome::Status(_) => "http_5xx",
-    }
+/// Label pairs sorted by name, as the Prometheus client's own vectors emit them.
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    let mut pairs = pairs.to_vec();
+    pairs.sort_unstable_by_key(|(k, _)| *k);
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut l = LabelPair::default();
+            l.set_name(k.to_string());
+            l.set_value(v.to_string());
+            l
+        })
+        .collect()
 }
 
-/// Handles for one server, resolved once.
-#[derive(Debug)]
-pub struct ServerMetrics {
-    attempts: [IntCounter; 6],
-    pub in_flight: IntGauge,
-    pub healthy: IntGauge,
-    pub breaker_state: [IntGauge; 3],
+fn counter(pairs: &[(&str, &str)], v: u64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(v as f64);
+    let mut m = Metric::from_label(labels(pairs));
+    m.set_counter(c);
+    m
 }
 
-impl ServerMetrics {
-    pub fn new(pool: &str, addr: &str) -> ServerMetrics {
-        let m = metrics();
-        let s = ServerMetrics {
-            attempts: OUTCOMES.map(|o| m.attempts.with_label_values(&[pool, addr, o])),
-            in_flight: m.in_flight.with_label_values(&[pool, addr]),
-            healthy: m.healthy.with_label_values(&[pool, addr]),
-            breaker_state: BREAKER_STATES.map(|st| {
-                m.breaker_state
-                    .with_label_values(&[pool, addr, st.as_str()])
-            }),
-        };
-        for st in BREAKER_STATES {
-            m.breaker_transitions
-                .with_label_values(&[pool, addr, st.as_str()]);
-        }
-        // Series exist from the moment a server is configured: closed and healthy.
-        s.healthy.set(1);
-        s.breaker_state[0].set(1);
-        s
-    }
+fn gauge(pairs: &[(&str, &str)], v: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(v);
+    let mut m = Metric::from_gauge(g);
+    m.set_label(labels(pairs));
+    m
+}
 
-    pub fn count_attempt(&self, o: Outcome) {
-        let i = OUTCOMES
+fn histogram(pairs: &[(&str, &str)], s: &HistogramSnapshot) -> Metric {
+    let mut h = Histogram::default();
+    h.set_sample_count(s.count);
+    h.set_sample_sum(s.sum_seconds);
+    h.set_bucket(
+        DURATION_BUCKETS
             .iter()
-            .position(|l| *l == outcome_label(o))
-            .unwrap_or(0);
-        self.attempts[i].inc();
-    }
+            .zip(&s.cumulative)
+            .map(|(bound, n)| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(*bound);
+                b.set_cumulative_count(*n);
+                b
+            })
+            .collect(),
+    );
+    let mut m = Metric::from_label(labels(pairs));
+    m.set_histogram(h);
+    m
+}
 
-    pub fn set_breaker(&self, state: BreakerState) {
-        for (gauge, s) in self.breaker_state.iter().zip(BREAKER_STATES) {
-            gauge.set(i64::from(s == state));
+/// The series of one pool's counters (`name` "" for requests that matched no route).
+fn pool_series(out: &mut [Vec<Metric>; 13], name: &str, stats: &PoolStats, retry_on: &[String]) {
+    for (status, n) in stats.statuses.nonzero() {
+        out[0].push(counter(
+            &[("upstream", name), ("code", &status.to_string())],
+            n,
+        ));
+    }
+    out[1].push(histogram(&[("upstream", name)], &stats.duration.snapshot()));
+    // Every reason listed in `retry.on` has a series from the start; others once counted.
+    let mut reasons: Vec<(String, u64)> = stats
+        .retries
+        .nonzero()
+        .map(|(o, n)| (RetryReasons::label(o), n))
+        .collect();
+    for r in retry_on {
+        if !reasons.iter().any(|(l, _)| l == r) {
+            reasons.push((r.clone(), 0));
         }
+    }
+    for (reason, n) in reasons {
+        out[4].push(counter(&[("upstream", name), ("reason", &reason)], n));
     }
 }
 
-/// Handles for one pool, resolved once (request counters per status lazily).
-#[derive(Debug)]
-pub struct PoolMetrics {
-    name: String,
-    by_status: Vec<OnceLock<IntCounter>>,
-    pub duration: prometheus::Histogram,
-    pub no_server: IntCounter,
-    pub retries_over_budget: IntCounter,
-}
-
-impl PoolMetrics {
-    /// `retry_reasons`: the pool's `retry.on` conditions, whose retry counters start at 0.
-    pub fn new(pool: &str, retry_reasons: &[String]) -> PoolMetrics {
-        let m = metrics();
-        for reason in retry_reasons {
-            m.retries.with_label_values(&[pool, reason]);
-        }
-        PoolMetrics {
-            name: pool.to_string(),
-            by_status: (0..600).map(|_| OnceLock::new()).collect(),
-            duration: m.duration.with_label_values(&[pool]),
-            no_server: m.no_server.with_label_values(&[pool]),
-            retries_over_budget: m.retries_over_budget.with_label_values(&[pool]),
-        }
+impl Collector for StateCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
     }
 
-    /// Count a request answered with `status` (0 when nothing could be sent).
-    pub fn count_request(&self, status: u16) {
-        match self.by_status.get(usize::from(status)) {
-            Some(slot) => slot
-                .get_or_init(|| {
-                    metrics()
-                        .requests
-                        .with_label_values(&[self.name.as_str(), &status.to_string()])
-                })
-                .inc(),
-            None => metrics()
-                .requests
-                .with_label_values(&[self.name.as_str(), &status.to_string()])
-                .inc(),
+    fn collect(&self) -> Vec<MetricFamily> {
+        let state: Arc<RuntimeState> = self.store.load_full();
+        let now = Instant::now();
+        let mut out: [Vec<Metric>; 13] = Default::default();
+        for pool in &state.pools {
+            let name = pool.name.as_str();
+            pool_series(&mut out, name, &pool.stats, &pool.config.retry.on.names());
+            out[5].push(counter(
+                &[("upstream", name)],
+                pool.stats.retries_over_budget(),
+            ));
+            out[9].push(counter(&[("upstream", name)], pool.stats.no_server()));
+            for s in &pool.servers {
+                let addr = s.config.addr.as_str();
+                let st = &s.stats;
+                for (outcome, n) in OUTCOMES.iter().zip(st.outcomes()) {
+                    out[2].push(counter(
+                        &[("upstream", name), ("server", addr), ("outcome", outcome)],
+                        n,
+                    ));
+                }
+                out[3].push(gauge(
+                    &[("upstream", name), ("server", addr)],
+                    f64::from(st.in_flight()),
+                ));
+                let current = st.breaker.state(now);
+                for b in BreakerState::ALL {
+                    let l = [("upstream", name), ("server", addr), ("state", b.as_str())];
+                    out[6].push(gauge(&l, f64::from(u8::from(b == current))));
+                    let l = [("upstream", name), ("server", addr), ("to", b.as_str())];
+                    out[7].push(counter(&l, st.transitions(b)));
+                }
+                out[8].push(gauge(
+                    &[("upstream", name), ("server", addr)],
+                    f64::from(u8::from(st.is_healthy())),
+                ));
+            }
         }
-    }
+        if state.no_route.duration.snapshot().count > 0 {
+            pool_series(&mut out, "", &state.no_route, &[]);
+        }
+        let (ok, failed) = self.reloads.counts();
+        out[10].push(counter(&[("result", "success")], ok));
+        out[10].push(counter(&[("result", "failure")], failed));
+        out[11].push(gauge(&[], state.generation as f64));
+        out[12].push(gauge(&[], self.reloads.last_success_unix()));
 
-    pub fn count_retry(&self, reason: Outcome) {
-        let label = match reason {
-            Outcome::Status(code) => format!("http_{code}"),
-            other => outcome_label(other).to_string(),
-        };
-        metrics()
-            .retries
-            .with_label_values(&[self.name.as_str(), &label])
-            .inc();
+        FAMILIES
+            .iter()
+            .zip(out)
+            .map(|((name, help, ty, _), metrics)| {
+                let mut f = MetricFamily::default();
+                f.set_name(name.to_string());
+                f.set_help(help.to_string());
+                f.set_field_type(*ty);
+                f.set_metric(metrics);
+                f
+            })
+            .collect()
     }
-}
-
-/// Handles for requests that matched no route (`upstream=""`).
-pub fn no_route() -> &'static PoolMetrics {
-    static NO_ROUTE: LazyLock<PoolMetrics> = LazyLock::new(|| PoolMetrics::new("", &[]));
-    &NO_ROUTE
 }

@@ -11,15 +11,16 @@
 //! old one, and Kubernetes ConfigMap updates (a new `..data` symlink swapped in), replace the
 //! file rather than modify it. Events are coalesced for [`SETTLE`], and a reload happens only
 //! when the file's content actually changed.
+//!
+//! The file is read once per reload; its bytes go to [`state::build`], the same path the
+//! start-up takes.
 
-use crate::access_log::AccessLogger;
-use crate::config::{self, Config};
-use crate::metrics::metrics;
-use crate::state::{RuntimeState, Store};
+use crate::state::{self, Store};
 use notify::{RecursiveMode, Watcher};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -37,6 +38,7 @@ pub struct ReloadRejected {
 pub struct Reloader {
     store: Store,
     path: PathBuf,
+    pub stats: Arc<ReloadStats>,
     /// Serializes reloads, and remembers the content last read (for the watcher). Held while
     /// loading (plain blocking work, never across an `.await`).
     last: Mutex<Option<u64>>,
@@ -48,47 +50,61 @@ fn content_hash(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// What cannot change without restarting the listeners or runtimes.
-fn fixed_settings_changed(old: &Config, new: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    if old.listen != new.listen {
-        out.push(format!(
-            "`listen` changed ({:?} -> {:?}); listeners cannot change in a reload: restart, or start a new process with --upgrade and send SIGQUIT to this one",
-            old.listen, new.listen
-        ));
+/// Reload counters, read by the metrics (SPEC §5). The load at start counts as the first
+/// success (it sets the timestamp) but not as a reload.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    success: AtomicU64,
+    failure: AtomicU64,
+    last_success_unix_ms: AtomicU64,
+}
+
+impl ReloadStats {
+    /// Stats whose last success is now (the configuration loaded at start).
+    pub fn started() -> ReloadStats {
+        let s = ReloadStats::default();
+        s.last_success_unix_ms
+            .store(unix_now_ms(), Ordering::Relaxed);
+        s
     }
-    if old.admin_listen != new.admin_listen {
-        out.push(format!(
-            "`admin.listen` changed ({} -> {}); it cannot change in a reload: restart, or use the SIGQUIT upgrade",
-            old.admin_listen, new.admin_listen
-        ));
+
+    /// (successful, failed) reloads.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.success.load(Ordering::Relaxed),
+            self.failure.load(Ordering::Relaxed),
+        )
     }
-    if old.worker_threads() != new.worker_threads() {
-        out.push(format!(
-            "`threads` changed ({} -> {}); worker threads cannot change in a reload: restart, or use the SIGQUIT upgrade",
-            old.threads, new.threads
-        ));
+
+    pub fn last_success_unix(&self) -> f64 {
+        self.last_success_unix_ms.load(Ordering::Relaxed) as f64 / 1000.0
     }
-    out
 }
 
 impl Reloader {
-    pub fn new(store: Store, path: PathBuf) -> Reloader {
-        let initial = std::fs::read(&path).ok().map(|b| content_hash(&b));
+    /// `loaded`: the bytes the running state was built from.
+    pub fn new(store: Store, path: PathBuf, loaded: &[u8]) -> Reloader {
         Reloader {
             store,
             path,
-            last: Mutex::new(initial),
+            stats: Arc::new(ReloadStats::started()),
+            last: Mutex::new(Some(content_hash(loaded))),
         }
     }
 
     /// Reload now (SIGHUP, `POST /reload`). Returns the new generation.
     pub fn reload(&self, trigger: &str) -> Result<u64, ReloadRejected> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Ok(bytes) = std::fs::read(&self.path) {
-            *last = Some(content_hash(&bytes));
+        let bytes = std::fs::read(&self.path).map_err(|e| ReloadRejected {
+            errors: vec![format!(
+                "{}: cannot read the config file: {e}",
+                self.path.display()
+            )],
+        });
+        if let Ok(b) = &bytes {
+            *last = Some(content_hash(b));
         }
-        self.apply(trigger)
+        self.apply(trigger, bytes.map(|b| self.build(&b)).and_then(|r| r))
     }
 
     /// Reload if the file's content differs from what was last read (the watcher).
@@ -101,21 +117,25 @@ impl Reloader {
             return None;
         }
         *last = Some(hash);
-        Some(self.apply("file change"))
+        Some(self.apply("file change", self.build(&bytes)))
     }
 
-    fn apply(&self, trigger: &str) -> Result<u64, ReloadRejected> {
-        let result = self.build();
-        let m = metrics();
+    /// Count and log the result of a reload.
+    fn apply(
+        &self,
+        trigger: &str,
+        result: Result<u64, ReloadRejected>,
+    ) -> Result<u64, ReloadRejected> {
+        let st = &self.stats;
         match &result {
             Ok(generation) => {
-                m.reloads.with_label_values(&["success"]).inc();
-                m.generation.set(*generation as i64);
-                m.last_reload_success.set(unix_now());
+                st.success.fetch_add(1, Ordering::Relaxed);
+                st.last_success_unix_ms
+                    .store(unix_now_ms(), Ordering::Relaxed);
                 tracing::info!(trigger, generation, config = %self.path.display(), "configuration reloaded");
             }
             Err(rejected) => {
-                m.reloads.with_label_values(&["failure"]).inc();
+                st.failure.fetch_add(1, Ordering::Relaxed);
                 for e in &rejected.errors {
                     tracing::error!(trigger, "reload rejected: {e}");
                 }
@@ -125,35 +145,13 @@ impl Reloader {
         result
     }
 
-    fn build(&self) -> Result<u64, ReloadRejected> {
-        let config = config::load(&self.path).map_err(|errs| ReloadRejected {
-            errors: errs.0.iter().map(ToString::to_string).collect(),
-        })?;
+    /// Build the new state from `bytes` and publish it.
+    fn build(&self, bytes: &[u8]) -> Result<u64, ReloadRejected> {
         let current = self.store.load_full();
-        let fixed = fixed_settings_changed(&current.config, &config);
-        if !fixed.is_empty() {
-            return Err(ReloadRejected { errors: fixed });
-        }
-        let access_log = if current
-            .access_log
-            .matches(&config.access_log, config.access_log_format)
-        {
-            Arc::clone(&current.access_log)
-        } else {
-            Arc::new(
-                AccessLogger::open(&config.access_log, config.access_log_format).map_err(|e| {
-                    ReloadRejected {
-                        errors: vec![format!(
-                            "cannot open the access log {:?}: {e}",
-                            config.access_log
-                        )],
-                    }
-                })?,
-            )
-        };
-        let generation = current.generation + 1;
-        let state = RuntimeState::build(config, generation, Some(&current), access_log);
-        self.store.store(Arc::new(state));
+        let next = state::build(&self.path, bytes, Some(&current))
+            .map_err(|errors| ReloadRejected { errors })?;
+        let generation = next.generation;
+        self.store.store(Arc::new(next));
         Ok(generation)
     }
 
@@ -208,48 +206,15 @@ fn watched_dirs(path: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-fn unix_now() -> f64 {
+fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Set the metrics of the configuration loaded at start (generation 1).
-pub fn record_initial_load(generation: u64) {
-    let m = metrics();
-    m.generation.set(generation as i64);
-    m.last_reload_success.set(unix_now());
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
-
-    fn cfg(text: &str) -> Config {
-        load_str(text, "t", PathBuf::from("t")).unwrap()
-    }
-
-    #[test]
-    fn listen_admin_and_threads_are_fixed() {
-        let base = "listen: [\"127.0.0.1:8080\"]\nthreads: 2\nupstreams:\n  app: {servers: [{addr: \"127.0.0.1:1\"}]}\n";
-        let a = cfg(base);
-        assert!(
-            fixed_settings_changed(&a, &cfg(&base.replace("127.0.0.1:1", "127.0.0.1:2")))
-                .is_empty()
-        );
-        let moved = fixed_settings_changed(&a, &cfg(&base.replace("8080", "8081")));
-        assert_eq!(moved.len(), 1);
-        assert!(moved[0].contains("`listen` changed"), "{moved:?}");
-        assert!(moved[0].contains("--upgrade"), "{moved:?}");
-        let threads = fixed_settings_changed(&a, &cfg(&base.replace("threads: 2", "threads: 4")));
-        assert!(threads[0].contains("`threads` changed"), "{threads:?}");
-        let admin = fixed_settings_changed(
-            &a,
-            &cfg(&format!("{base}admin: {{listen: \"127.0.0.1:9999\"}}\n")),
-        );
-        assert!(admin[0].contains("`admin.listen` changed"), "{admin:?}");
-    }
 
     #[test]
     fn watches_the_directory_and_the_symlink_target_directory() {

@@ -1,14 +1,14 @@
 //! Build the pingora server from a validated config and run it until shutdown.
 
-use crate::access_log::AccessLogger;
 use crate::admin::Admin;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::lifecycle;
+use crate::metrics::Metrics;
 use crate::proxy::Switchyard;
 use crate::proxy::front::FrontDoor;
-use crate::reload::{self, Reloader};
-use crate::state::{RuntimeState, Store};
-use crate::upstream::health::HealthChecker;
+use crate::reload::Reloader;
+use crate::services::health::HealthChecker;
+use crate::state::{self, Store};
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
@@ -24,19 +24,6 @@ pub struct RunOptions<'a> {
     pub config_path: &'a Path,
     /// Take over the listening sockets of a running switchyard (pingora's `--upgrade`).
     pub upgrade: bool,
-}
-
-/// Load the config or print every error; `Err` carries only a summary.
-pub fn load_or_report(path: &Path) -> anyhow::Result<Config> {
-    match config::load(path) {
-        Ok(c) => Ok(c),
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
-            }
-            bail!("{} error(s) in {}", errors.0.len(), path.display())
-        }
-    }
 }
 
 /// Fail early, with a clear message, when a listen address is taken (pingora would panic).
@@ -98,46 +85,52 @@ pub fn server_conf(config: &Config) -> ServerConf {
 
 /// Run the proxy. Returns only on a start-up error; otherwise the process exits when done.
 pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
-    let config = load_or_report(opts.config_path)?;
+    let path = opts.config_path;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let initial = match state::build(path, &bytes, None) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            bail!("{} error(s) in {}", errors.len(), path.display())
+        }
+    };
+    let config = Arc::clone(&initial.config);
     if !opts.upgrade {
         check_bindable(&config)?;
     }
-    let access_log = Arc::new(
-        AccessLogger::open(&config.access_log, config.access_log_format)
-            .with_context(|| format!("cannot open the access log {:?}", config.access_log))?,
-    );
+    let store: Store = Arc::new(ArcSwap::from_pointee(initial));
     {
-        let log = Arc::clone(&access_log);
-        lifecycle::on_exit(Arc::new(move || log.shutdown()));
+        // Flush whichever access log is current at exit; loggers replaced by a reload were
+        // flushed and closed when the last request using them ended.
+        let store = Arc::clone(&store);
+        lifecycle::on_exit(Arc::new(move || store.load().access_log.shutdown()));
     }
 
     let conf = server_conf(&config);
-    let listen = config.listen.clone();
-    let admin_listen = config.admin_listen;
     tracing::info!(
-        config = %opts.config_path.display(),
-        listen = ?listen,
-        admin = %admin_listen,
+        config = %path.display(),
+        listen = ?config.listen,
+        admin = %config.admin_listen,
         threads = conf.threads,
         upstreams = config.upstreams.len(),
         "starting switchyard"
     );
-    let watch = config.watch;
-    let state = RuntimeState::build(config, 1, None, access_log);
-    let store: Store = Arc::new(ArcSwap::from_pointee(state));
-    reload::record_initial_load(1);
     let reloader = Arc::new(Reloader::new(
         Arc::clone(&store),
-        opts.config_path.to_path_buf(),
+        path.to_path_buf(),
+        &bytes,
     ));
     lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
     // The watcher always runs; it reloads only while the running config says `watch: true`.
     if let Err(e) = reloader.watch()
-        && watch
+        && config.watch
     {
         tracing::warn!(
             "cannot watch {} for changes ({e}); reload with SIGHUP or POST /reload",
-            opts.config_path.display()
+            path.display()
         );
     }
 
@@ -158,16 +151,20 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
         "switchyard".to_string(),
         FrontDoor::new(proxy, Arc::clone(&store)),
     );
-    for addr in &listen {
+    for addr in &config.listen {
         service.add_tcp(&addr.to_string());
     }
     server.add_service(service);
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(Admin::new(Arc::clone(&store), reloader)),
+        HttpServer::new_app(Admin::new(
+            Arc::clone(&store),
+            Metrics::new(Arc::clone(&store), Arc::clone(&reloader.stats)),
+            reloader,
+        )),
     );
-    admin.add_tcp(&admin_listen.to_string());
+    admin.add_tcp(&config.admin_listen.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
 

@@ -1,16 +1,23 @@
-//! The live configuration: one [`RuntimeState`], built completely from a [`Config`] and then
+//! The live configuration: one [`RuntimeState`], built completely by [`build`] and then
 //! published through the single [`Store`] (`ArcSwap`).
 //!
+//! [`build`] is the one way a state is made, at start-up and at every reload: from the bytes
+//! of the config file (read once by the caller), through parsing and validation, to pools whose
+//! per-server live state is carried over from the running state by pool name + `addr`. The
+//! state owns its access logger: a logger whose target did not change is shared with the
+//! previous state; one that changed is opened here, and the old one is flushed and closed when
+//! the last request using the old state ends.
+//!
 //! Each request takes an `Arc` of the state when it starts and keeps it to the end, so a reload
-//! never changes the rules under a request in flight. Per-server live state is looked up in the
-//! previous state by pool name + `addr` while the new state is built, so it survives reloads.
+//! never changes the rules under a request in flight.
 
 use crate::access_log::AccessLogger;
-use crate::config::{Config, HostMatch, Upstream};
-use crate::upstream::pool::PoolStats;
-use crate::upstream::{Balancer, Server, ServerKey, ServerStats};
+use crate::config::{self, Config};
+use crate::router::Router;
+use crate::upstream::{Pool, PoolStats, ServerKey, ServerStats};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,27 +30,78 @@ pub struct RuntimeState {
     pub generation: u64,
     pub config: Arc<Config>,
     pub loaded_at: SystemTime,
-    pub pools: Vec<Pool>,
+    pub pools: Vec<Arc<Pool>>,
     pub router: Router,
     pub access_log: Arc<AccessLogger>,
+    /// Counters of requests that matched no route (`upstream=""`), kept across reloads.
+    pub no_route: Arc<PoolStats>,
 }
 
-#[derive(Debug)]
-pub struct Pool {
-    pub name: String,
-    pub config: Upstream,
-    pub servers: Vec<Server>,
-    /// Shared with the previous state when the pool's servers and balance did not change, so
-    /// a reload does not rebuild a consistent-hash ring (or reset round-robin positions).
-    pub balancer: Arc<Balancer>,
-    /// Live pool state, kept across reloads by pool name.
-    pub stats: Arc<PoolStats>,
+/// Build the state for the config file at `path` whose content is `bytes`. `previous` is the
+/// running state on a reload (`None` at start-up). Every problem is one line in `Err`; config
+/// errors carry `file:line:col`.
+pub fn build(
+    path: &Path,
+    bytes: &[u8],
+    previous: Option<&RuntimeState>,
+) -> Result<RuntimeState, Vec<String>> {
+    let config = config::load_bytes(bytes, path)
+        .map_err(|errs| errs.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    if let Some(p) = previous {
+        let fixed = fixed_settings_changed(&p.config, &config);
+        if !fixed.is_empty() {
+            return Err(fixed);
+        }
+    }
+    let access_log = match previous {
+        Some(p)
+            if p.access_log
+                .matches(&config.access_log, config.access_log_format) =>
+        {
+            Arc::clone(&p.access_log)
+        }
+        _ => Arc::new(
+            AccessLogger::open(&config.access_log, config.access_log_format).map_err(|e| {
+                vec![format!(
+                    "cannot open the access log {:?}: {e}",
+                    config.access_log
+                )]
+            })?,
+        ),
+    };
+    let generation = previous.map_or(1, |p| p.generation + 1);
+    Ok(RuntimeState::new(config, generation, previous, access_log))
+}
+
+/// What cannot change without restarting the listeners or runtimes (SPEC §3): a reload that
+/// changes it is refused with the reason.
+pub fn fixed_settings_changed(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.listen != new.listen {
+        out.push(format!(
+            "`listen` changed ({:?} -> {:?}); listeners cannot change in a reload: restart, or start a new process with --upgrade and send SIGQUIT to this one",
+            old.listen, new.listen
+        ));
+    }
+    if old.admin_listen != new.admin_listen {
+        out.push(format!(
+            "`admin.listen` changed ({} -> {}); it cannot change in a reload: restart, or use the SIGQUIT upgrade",
+            old.admin_listen, new.admin_listen
+        ));
+    }
+    if old.worker_threads() != new.worker_threads() {
+        out.push(format!(
+            "`threads` changed ({} -> {}); worker threads cannot change in a reload: restart, or use the SIGQUIT upgrade",
+            old.threads, new.threads
+        ));
+    }
+    out
 }
 
 impl RuntimeState {
-    /// Build the state for `config`, carrying over per-server state from `previous` for every
-    /// server that stays (same pool, same `addr`), whatever else changed about it.
-    pub fn build(
+    /// The state for a validated `config`, carrying over per-server state from `previous` for
+    /// every server that stays (same pool, same `addr`), whatever else changed about it.
+    pub fn new(
         config: Config,
         generation: u64,
         previous: Option<&RuntimeState>,
@@ -52,58 +110,30 @@ impl RuntimeState {
         let mut carried: HashMap<ServerKey, Arc<ServerStats>> = previous
             .map(|p| p.server_stats().collect())
             .unwrap_or_default();
-        let carried_pools: HashMap<&str, &Pool> = previous
+        let old_pools: HashMap<&str, &Pool> = previous
             .map(|p| {
                 p.pools
                     .iter()
-                    .map(|pool| (pool.name.as_str(), pool))
+                    .map(|pool| (pool.name.as_str(), pool.as_ref()))
                     .collect()
             })
             .unwrap_or_default();
-        let pools: Vec<Pool> = config
+        let pools = config
             .upstreams
             .iter()
             .map(|u| {
-                let servers: Vec<Server> = u
-                    .servers
-                    .iter()
-                    .map(|s| {
-                        let key = ServerKey {
+                Arc::new(Pool::new(
+                    u,
+                    old_pools.get(u.name.as_str()).copied(),
+                    |addr| {
+                        carried.remove(&ServerKey {
                             pool: u.name.clone(),
-                            addr: s.addr.clone(),
-                        };
-                        let stats = carried
-                            .remove(&key)
-                            .unwrap_or_else(|| Arc::new(ServerStats::new(&u.name, &s.addr)));
-                        Server {
-                            config: s.clone(),
-                            stats,
-                        }
-                    })
-                    .collect();
-                let old = carried_pools.get(u.name.as_str());
-                let stats = old
-                    .map(|p| Arc::clone(&p.stats))
-                    .unwrap_or_else(|| Arc::new(PoolStats::new(&u.name, &u.retry.on.names())));
-                let balancer = match old {
-                    Some(p) if p.config.balance == u.balance && p.config.servers == u.servers => {
-                        Arc::clone(&p.balancer)
-                    }
-                    _ => Arc::new(Balancer::new(&u.balance, &servers)),
-                };
-                Pool {
-                    name: u.name.clone(),
-                    balancer,
-                    config: u.clone(),
-                    servers,
-                    stats,
-                }
+                            addr: addr.to_string(),
+                        })
+                    },
+                ))
             })
             .collect();
-        // Servers that left the configuration: their metric series go too (SPEC §5).
-        for key in carried.keys() {
-            crate::metrics::metrics().forget_server(&key.pool, &key.addr);
-        }
         let router = Router::new(&config);
         RuntimeState {
             generation,
@@ -112,6 +142,7 @@ impl RuntimeState {
             pools,
             router,
             access_log,
+            no_route: previous.map_or_else(Default::default, |p| Arc::clone(&p.no_route)),
         }
     }
 
@@ -131,186 +162,66 @@ impl RuntimeState {
     }
 }
 
-/// Host and path routing (SPEC §3): among the routes whose host and path both match, the most
-/// specific host wins (exact, then the longest wildcard, then any host), then the longest path
-/// prefix. Unlike nginx's server blocks, a request whose path matches no route of its exact
-/// host falls through to the wildcard and any-host routes, so a catch-all route catches it.
-#[derive(Debug, Default)]
-pub struct Router {
-    exact: HashMap<String, PathTable>,
-    /// Longest suffix first; each suffix starts with a dot (`*.example.com` -> `.example.com`).
-    wildcard: Vec<(String, PathTable)>,
-    any: PathTable,
-    /// No routes configured: everything goes to the only pool.
-    single: Option<usize>,
-}
-
-/// Path prefixes of one host group, longest first.
-#[derive(Debug, Default)]
-struct PathTable(Vec<(String, usize)>);
-
-impl PathTable {
-    fn add(&mut self, prefix: &str, pool: usize) {
-        self.0.push((prefix.to_string(), pool));
-        self.0.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
-    }
-
-    fn find(&self, path: &str) -> Option<usize> {
-        self.0
-            .iter()
-            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
-            .map(|(_, pool)| *pool)
-    }
-}
-
-impl Router {
-    pub fn new(config: &Config) -> Router {
-        let mut r = Router::default();
-        if config.routes.is_empty() {
-            r.single = (!config.upstreams.is_empty()).then_some(0);
-            return r;
-        }
-        for route in &config.routes {
-            match &route.host {
-                HostMatch::Any => r.any.add(&route.path, route.upstream),
-                HostMatch::Exact(h) => r
-                    .exact
-                    .entry(h.clone())
-                    .or_default()
-                    .add(&route.path, route.upstream),
-                HostMatch::Wildcard(suffix) => {
-                    match r.wildcard.iter_mut().find(|(s, _)| s == suffix) {
-                        Some((_, t)) => t.add(&route.path, route.upstream),
-                        None => {
-                            let mut t = PathTable::default();
-                            t.add(&route.path, route.upstream);
-                            r.wildcard.push((suffix.clone(), t));
-                        }
-                    }
-                }
-            }
-        }
-        r.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
-        r
-    }
-
-    /// The pool for a request. `host` is the request's host as sent (any case, maybe with a
-    /// port); `path` is the request path without the query.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        if let Some(single) = self.single {
-            return Some(single);
-        }
-        // `OPTIONS *` (RFC 9112 §3.2.4) is about the server as a whole: route it as `/`.
-        let path = if path == "*" { "/" } else { path };
-        if let Some(host) = host.map(normalize_host).filter(|h| !h.is_empty()) {
-            if let Some(pool) = self.exact.get(host.as_ref()).and_then(|t| t.find(path)) {
-                return Some(pool);
-            }
-            for (suffix, table) in &self.wildcard {
-                if host.len() > suffix.len()
-                    && host.ends_with(suffix.as_str())
-                    && let Some(pool) = table.find(path)
-                {
-                    return Some(pool);
-                }
-            }
-        }
-        self.any.find(path)
-    }
-}
-
-/// Lower-case, without port or trailing dot. Borrows unless the host has upper-case letters.
-fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
-    let without_port = if host.starts_with('[') {
-        // IPv6 literal: keep up to the closing bracket.
-        host.find(']').map_or(host, |end| &host[..=end])
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    let h = without_port.trim_end_matches('.');
-    if h.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(h.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(h)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::load_str;
     use std::path::PathBuf;
 
-    fn config(routes: &str) -> Config {
-        let text = format!(
-            "listen: [\":8080\"]\nupstreams:\n  web: {{servers: [{{addr: \"127.0.0.1:1\"}}]}}\n  api: {{servers: [{{addr: \"127.0.0.1:2\"}}]}}\n  wild: {{servers: [{{addr: \"127.0.0.1:3\"}}]}}\n  deep: {{servers: [{{addr: \"127.0.0.1:4\"}}]}}\nroutes:\n{routes}"
+    fn cfg(text: &str) -> Config {
+        load_str(text, "t", PathBuf::from("t")).unwrap()
+    }
+
+    #[test]
+    fn listen_admin_and_threads_are_fixed() {
+        let base = "listen: [\"127.0.0.1:8080\"]\nthreads: 2\nupstreams:\n  app: {servers: [{addr: \"127.0.0.1:1\"}]}\n";
+        let a = cfg(base);
+        assert!(
+            fixed_settings_changed(&a, &cfg(&base.replace("127.0.0.1:1", "127.0.0.1:2")))
+                .is_empty()
         );
-        load_str(&text, "t", PathBuf::from("t")).unwrap()
-    }
-
-    #[test]
-    fn most_specific_host_then_longest_path() {
-        let c = config(
-            "  - {upstream: web}\n  - {host: api.example.com, path: /v1/, upstream: api}\n  - {host: \"*.example.com\", upstream: wild}\n  - {host: \"*.eu.example.com\", upstream: deep}\n  - {path: /v1/admin/, upstream: api}\n",
+        let moved = fixed_settings_changed(&a, &cfg(&base.replace("8080", "8081")));
+        assert_eq!(moved.len(), 1);
+        assert!(moved[0].contains("`listen` changed"), "{moved:?}");
+        assert!(moved[0].contains("--upgrade"), "{moved:?}");
+        let threads = fixed_settings_changed(&a, &cfg(&base.replace("threads: 2", "threads: 4")));
+        assert!(threads[0].contains("`threads` changed"), "{threads:?}");
+        let admin = fixed_settings_changed(
+            &a,
+            &cfg(&format!("{base}admin: {{listen: \"127.0.0.1:9999\"}}\n")),
         );
-        let r = Router::new(&c);
-        let name = |h: Option<&str>, p: &str| r.route(h, p).map(|i| c.upstreams[i].name.as_str());
-        assert_eq!(name(Some("api.example.com"), "/v1/users"), Some("api"));
-        assert_eq!(name(Some("API.Example.com:8080"), "/v1/users"), Some("api"));
-        // Exact host has no route for this path: falls through to the wildcard.
-        assert_eq!(name(Some("api.example.com"), "/other"), Some("wild"));
-        assert_eq!(name(Some("x.eu.example.com"), "/"), Some("deep"));
-        assert_eq!(name(Some("x.example.com"), "/"), Some("wild"));
-        // The wildcard does not match the bare domain.
-        assert_eq!(name(Some("example.com"), "/"), Some("web"));
-        assert_eq!(name(None, "/v1/admin/x"), Some("api"));
-        assert_eq!(name(Some("other.org"), "/anything"), Some("web"));
+        assert!(admin[0].contains("`admin.listen` changed"), "{admin:?}");
     }
 
     #[test]
-    fn no_match_is_none() {
-        let c =
-            config("  - {host: a.example.com, upstream: web}\n  - {path: /api/, upstream: api}\n");
-        let r = Router::new(&c);
-        assert_eq!(r.route(Some("b.example.com"), "/"), None);
-        assert_eq!(r.route(None, "/ap"), None);
-        assert_eq!(r.route(Some("b.example.com"), "/api/x"), Some(1));
-    }
-
-    #[test]
-    fn a_reload_keeps_the_balancer_of_an_unchanged_pool() {
-        let log = Arc::new(AccessLogger::off());
-        let text = "listen: [\":8080\"]\nupstreams:\n  app: {balance: hash, hash_key: path, servers: [{addr: \"127.0.0.1:1\"}, {addr: \"127.0.0.1:2\"}]}\n";
-        let load = |t: &str| load_str(t, "t", PathBuf::from("t")).unwrap();
-        let first = RuntimeState::build(load(text), 1, None, Arc::clone(&log));
-        let same = RuntimeState::build(load(text), 2, Some(&first), Arc::clone(&log));
+    fn a_rebuild_carries_servers_pools_and_the_access_log() {
+        let text = b"listen: [\"127.0.0.1:8080\"]\naccess_log: off\nupstreams:\n  app: {servers: [{addr: \"127.0.0.1:1\"}, {addr: \"127.0.0.1:2\"}]}\n";
+        let path = Path::new("t.yaml");
+        let first = build(path, text, None).unwrap();
+        assert_eq!(first.generation, 1);
+        let second = build(path, text, Some(&first)).unwrap();
+        assert_eq!(second.generation, 2);
+        assert!(Arc::ptr_eq(&first.access_log, &second.access_log));
+        assert!(Arc::ptr_eq(&first.pools[0].stats, &second.pools[0].stats));
         assert!(Arc::ptr_eq(
-            &first.pools[0].balancer,
-            &same.pools[0].balancer
+            &first.pools[0].servers[1].stats,
+            &second.pools[0].servers[1].stats
         ));
-        assert!(Arc::ptr_eq(
-            &first.pools[0].servers[0].stats,
-            &same.pools[0].servers[0].stats
-        ));
-        let reweighted = RuntimeState::build(
-            load(&text.replace("127.0.0.1:2\"}", "127.0.0.1:2\", weight: 2}")),
-            3,
-            Some(&same),
-            Arc::clone(&log),
-        );
-        assert!(!Arc::ptr_eq(
-            &same.pools[0].balancer,
-            &reweighted.pools[0].balancer
-        ));
-        assert!(Arc::ptr_eq(
-            &same.pools[0].servers[1].stats,
-            &reweighted.pools[0].servers[1].stats
-        ));
-    }
-
-    #[test]
-    fn ipv6_hosts_keep_their_brackets() {
-        assert_eq!(normalize_host("[::1]:8080"), "[::1]");
-        assert_eq!(normalize_host("Example.COM."), "example.com");
+        let refused = build(
+            path,
+            &String::from_utf8_lossy(text)
+                .replace("8080", "8081")
+                .into_bytes(),
+            Some(&second),
+        )
+        .unwrap_err();
+        assert!(refused[0].contains("`listen` changed"), "{refused:?}");
+        let bad = build(
+            path,
+            b"listen: [\"127.0.0.1:8080\"]\nupstreams: {}\nbogus: 1\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(bad.iter().any(|e| e.starts_with("t.yaml:3:")), "{bad:?}");
     }
 }

@@ -24,16 +24,32 @@ use std::time::Duration;
 
 /// Read, parse and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: shown.clone(),
-            mark: None,
-            path: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        }])
+    let bytes = std::fs::read(path)
+        .map_err(|e| file_error(path, format!("cannot read the config file: {e}")))?;
+    load_bytes(&bytes, path)
+}
+
+/// Parse and validate the content of the config file at `path` (already read).
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        file_error(
+            path,
+            format!(
+                "the config file is not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
     })?;
-    load_str(&text, &shown, path.to_path_buf())
+    load_str(text, &path.display().to_string(), path.to_path_buf())
+}
+
+fn file_error(path: &Path, message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        file: path.display().to_string(),
+        mark: None,
+        path: String::new(),
+        message,
+    }])
 }
 
 /// Parse and validate config text; `shown` is the file name used in error messages.

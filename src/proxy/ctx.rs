@@ -1,37 +1,29 @@
-//! Per-request state: the attempt in progress and the bookkeeping around it.
+//! Per-request state: the snapshot of the configuration the request started with, its pool,
+//! and the attempt in progress.
 //!
-//! Each attempt holds an [`InFlightGuard`] on the chosen server (and, when its breaker is
-//! half-open, a trial slot), released when the attempt is replaced or the context is dropped,
-//! whichever way the request ends. Every attempt ends in exactly one outcome, which feeds the
-//! server's breaker, its counters and metrics, and the retry decision (`retry.rs`).
+//! Each attempt ([`Attempt`]) holds the chosen server's in-flight count and, when its breaker is
+//! half-open, a trial slot; both are released when the attempt is replaced or the context is
+//! dropped, whichever way the request ends. Choosing the server and recording an attempt's
+//! outcome are the pool's ([`Pool::choose`], [`Pool::record`]); this file keeps the request's
+//! side of the bookkeeping and asks `retry.rs` whether a failed attempt goes on.
 
 use super::retry;
 use crate::config::Outcome;
 use crate::lifecycle::ActiveRequest;
-use crate::state::{Pool, RuntimeState};
-use crate::upstream::breaker::{Admission, BreakerState, Transition};
-use crate::upstream::pool::InPool;
-use crate::upstream::{InFlightGuard, Server, Tried};
+use crate::state::RuntimeState;
+use crate::upstream::{Attempt, Choice, InPool, Pool, Tried};
 use http::HeaderValue;
 use pingora::proxy::Session;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// One attempt to one server.
-pub(super) struct Attempt {
-    pub(super) server: usize,
-    pub(super) _guard: InFlightGuard,
-    pub(super) admission: Admission,
-    /// Its outcome has been recorded.
-    pub(super) done: bool,
-}
+use std::time::Instant;
 
 /// Per-request state.
 pub struct Ctx {
     /// The configuration this request started with.
     pub state: Arc<RuntimeState>,
     pub(super) started: Instant,
-    pub(super) pool: Option<usize>,
+    /// The pool the request was routed to.
+    pub(super) pool: Option<Arc<Pool>>,
     pub(super) in_pool: Option<InPool>,
     /// End of the `retry.timeout` budget.
     pub(super) deadline: Option<Instant>,
@@ -53,8 +45,17 @@ pub struct Ctx {
     pub(super) request_id: Option<HeaderValue>,
     /// Request body bytes seen by the current attempt.
     pub(super) body_bytes: u64,
+    /// Whole seconds for `Retry-After` on a 503.
     pub(super) retry_after: Option<u64>,
     pub(super) _active: ActiveRequest,
+}
+
+/// Why no attempt could be started.
+pub(super) enum NoAttempt {
+    /// The first attempt found no eligible server: 503 with `Retry-After`.
+    NoServer,
+    /// A retry found no server left: the answer reflects the last real failure.
+    NoneLeft(u16),
 }
 
 impl Ctx {
@@ -82,47 +83,64 @@ impl Ctx {
         }
     }
 
-    pub(super) fn pool(&self) -> Option<&Pool> {
-        self.pool.and_then(|p| self.state.pools.get(p))
+    /// Route the request to `pool`: it counts among the pool's requests in flight from now.
+    pub(super) fn enter_pool(&mut self, pool: Arc<Pool>) {
+        self.in_pool = Some(pool.stats.begin_request());
+        self.deadline = pool.config.retry.timeout.map(|t| self.started + t);
+        self.pool = Some(pool);
     }
 
-    /// Record the outcome of the current attempt (once): breaker, counters, metrics.
+    /// Start the next attempt on a server the pool chooses.
+    pub(super) fn start_attempt(
+        &mut self,
+        now: Instant,
+        hash_key: Option<&[u8]>,
+    ) -> Result<usize, NoAttempt> {
+        self.attempt = None;
+        let Some(pool) = self.pool.as_deref() else {
+            return Err(NoAttempt::NoServer);
+        };
+        let attempt = match pool.choose(now, hash_key, &self.tried) {
+            Choice::Server(a) => a,
+            Choice::NoServer { retry_after } if self.attempts == 0 => {
+                pool.stats.count_no_server();
+                self.retry_after = Some(retry_after.as_millis().div_ceil(1000).max(1) as u64);
+                return Err(NoAttempt::NoServer);
+            }
+            Choice::NoServer { .. } => {
+                let code = if self.last_failure == Some(Outcome::Timeout) {
+                    504
+                } else {
+                    502
+                };
+                return Err(NoAttempt::NoneLeft(code));
+            }
+        };
+        let i = attempt.server();
+        self.tried.insert(i);
+        self.server = Some(i);
+        self.attempt = Some(attempt);
+        self.attempts += 1;
+        if !std::mem::take(&mut self.next_attempt_free) {
+            // A replay after a stale keep-alive connection does not count as a try.
+            self.tries_used += 1;
+        }
+        Ok(i)
+    }
+
+    /// Record the outcome of the current attempt (once): breaker and counters.
     pub(super) fn finish_attempt(&mut self, outcome: Outcome) {
-        let (Some(pool), Some(a)) = (
-            self.pool.and_then(|p| self.state.pools.get(p)),
-            self.attempt.as_mut(),
-        ) else {
+        let (Some(pool), Some(a)) = (self.pool.as_deref(), self.attempt.as_mut()) else {
             return;
         };
-        if a.done {
-            return;
-        }
-        a.done = true;
-        let server = &pool.servers[a.server];
-        let stats = &server.stats;
-        stats.metrics.count_attempt(outcome);
-        if outcome != Outcome::Success {
-            stats.record_failure();
+        if pool.record(a, outcome, Instant::now()) && outcome != Outcome::Success {
             self.last_failure = Some(outcome);
-        }
-        let policy = &pool.config.breaker;
-        let failed = policy.on.contains(outcome);
-        if let Some(t) = stats
-            .breaker
-            .record(a.admission, failed, Instant::now(), policy)
-        {
-            report_transition(pool, server, t);
         }
     }
 
     /// End the current attempt; one without an outcome frees its breaker trial slot.
     pub(super) fn end_attempt(&mut self) {
-        if let Some(a) = self.attempt.take()
-            && !a.done
-            && let Some(pool) = self.pool()
-        {
-            pool.servers[a.server].stats.breaker.release(a.admission);
-        }
+        self.attempt = None;
     }
 
     /// Whether the failed attempt is tried again; counts the retry or the refusal by budget.
@@ -132,7 +150,7 @@ impl Ctx {
         outcome: Outcome,
         request_sent: bool,
     ) -> bool {
-        let Some(pool) = self.pool.and_then(|p| self.state.pools.get(p)) else {
+        let (Some(pool), Some(in_pool)) = (self.pool.as_deref(), self.in_pool.as_mut()) else {
             return false;
         };
         let policy = &pool.config.retry;
@@ -153,56 +171,14 @@ impl Ctx {
         // connection failed reached no server, so sending it to another adds no load anywhere:
         // such retries are not capped (a dead server would otherwise turn the first burst of
         // refused connections into errors, before its breaker opens).
-        let within_budget = !request_sent
-            || self
-                .in_pool
-                .as_mut()
-                .is_some_and(|p| p.try_retry(policy.budget_percent));
-        match within_budget {
-            true => {
-                pool.stats.metrics.count_retry(outcome);
-                true
-            }
-            false => {
-                pool.stats.metrics.retries_over_budget.inc();
-                tracing::debug!(upstream = %pool.name, "retry not made: the retry budget is spent");
-                false
-            }
+        if !request_sent {
+            in_pool.count_free_retry(outcome);
+            return true;
         }
-    }
-}
-
-/// Log and count a breaker transition (SPEC §3: `warn` on open).
-pub(super) fn report_transition(pool: &Pool, server: &Server, t: Transition) {
-    let (name, addr) = (pool.name.as_str(), server.config.addr.as_str());
-    match (t.to, t.open_for) {
-        (BreakerState::Open, Some(d)) => {
-            tracing::warn!(upstream = name, server = addr, open_for = ?d, "circuit breaker opened");
+        let allowed = in_pool.try_retry(policy.budget_percent, outcome);
+        if !allowed {
+            tracing::debug!(upstream = %pool.name, "retry not made: the retry budget is spent");
         }
-        (to, _) => tracing::info!(
-            upstream = name,
-            server = addr,
-            state = to.as_str(),
-            "circuit breaker changed state"
-        ),
+        allowed
     }
-    crate::metrics::metrics()
-        .breaker_transitions
-        .with_label_values(&[name, addr, t.to.as_str()])
-        .inc();
-    server.stats.metrics.set_breaker(t.to);
-}
-
-/// Seconds a client should wait before a pool has a server again (`Retry-After`): until the
-/// earliest breaker half-opens; else a health-check interval; else one second.
-pub(super) fn retry_after_secs(pool: &Pool, now: Instant) -> u64 {
-    let reopen = pool
-        .servers
-        .iter()
-        .filter_map(|s| s.stats.breaker.reopens_in(now))
-        .min();
-    let wait = reopen
-        .or_else(|| pool.config.health_check.as_ref().map(|h| h.interval))
-        .unwrap_or(Duration::from_secs(1));
-    wait.as_millis().div_ceil(1000).max(1) as u64
 }

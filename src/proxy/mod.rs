@@ -1,8 +1,9 @@
 //! The request path: pingora's `ProxyHttp` hooks for switchyard.
 //!
-//! A request takes an `Arc` of the [`RuntimeState`](crate::state::RuntimeState) when its context is created and uses that
-//! snapshot to the end: routing, the pool, its servers and its policies. The per-request state
-//! and the bookkeeping of each attempt live in `ctx.rs`.
+//! A request takes an `Arc` of the [`RuntimeState`](crate::state::RuntimeState) when its
+//! context is created and uses that snapshot to the end: routing, the pool, its servers and
+//! its policies. The per-request state and the bookkeeping of each attempt live in `ctx.rs`;
+//! which server an attempt goes to is the pool's choice (`crate::upstream::Pool::choose`).
 //!
 //! pingora's retry loop calls `upstream_peer` again when a failed attempt's error is marked
 //! retryable; `fail_to_connect` (nothing was sent) and `error_while_proxy` (something may have
@@ -22,10 +23,9 @@ pub mod retry;
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
 use crate::state::Store;
-use crate::upstream::PickInput;
 use async_trait::async_trait;
 use bytes::Bytes;
-use ctx::{Attempt, Ctx, report_transition, retry_after_secs};
+use ctx::{Ctx, NoAttempt};
 use guarded::GuardedStream;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -34,6 +34,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
 use request::{client_ip, cookie, route_target, status_for};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
@@ -84,16 +85,13 @@ impl ProxyHttp for Switchyard {
         });
 
         let (host, path) = route_target(req);
-        ctx.pool = ctx.state.router.route(host, path);
-        let state = &ctx.state;
-        let Some(pool) = ctx.pool.and_then(|p| state.pools.get(p)) else {
+        let Some(pool) = ctx.state.router.route(host, path) else {
             respond::send_error(session, 404, ctx.request_id.as_ref(), None, true).await?;
             return Ok(true);
         };
-        ctx.in_pool = Some(pool.stats.begin_request());
-        ctx.deadline = pool.config.retry.timeout.map(|t| ctx.started + t);
+        ctx.enter_pool(Arc::clone(&ctx.state.pools[pool]));
 
-        if let Some(limit) = state.config.limits.max_body_bytes {
+        if let Some(limit) = ctx.state.config.limits.max_body_bytes {
             let declared = session
                 .req_header()
                 .headers
@@ -113,7 +111,7 @@ impl ProxyHttp for Switchyard {
         ctx.end_attempt();
         ctx.body_bytes = 0;
         ctx.decided_retry = None;
-        let Some(pool) = ctx.pool.and_then(|p| ctx.state.pools.get(p)) else {
+        let Some(pool) = ctx.pool.clone() else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
         };
         let now = Instant::now();
@@ -122,79 +120,31 @@ impl ProxyHttp for Switchyard {
             return Error::e_explain(ErrorType::HTTPStatus(504), "retry.timeout spent");
         }
 
-        let client = client_ip(session);
         let ip_text;
         let req = session.req_header();
         let hash_key: Option<&[u8]> = match pool.balancer.hash_key() {
             None => None,
             Some(HashKey::ClientIp) => {
-                ip_text = client.map(|ip| ip.to_string());
+                ip_text = client_ip(session).map(|ip| ip.to_string());
                 ip_text.as_deref().map(str::as_bytes)
             }
             Some(HashKey::Header(name)) => req.headers.get(name).map(HeaderValue::as_bytes),
             Some(HashKey::Cookie(name)) => cookie(req, name),
             Some(HashKey::Path) => Some(req.uri.path().as_bytes()),
         };
-
-        let servers = &pool.servers;
-        let breaker_policy = &pool.config.breaker;
-        // Servers whose breaker refused the request between the pick and the admission.
-        let mut refused: Vec<usize> = Vec::new();
-        let chosen = loop {
-            let eligible = |i: usize| {
-                let st = &servers[i].stats;
-                st.is_healthy()
-                    && st.breaker.available(now, breaker_policy)
-                    && !refused.contains(&i)
-            };
-            let Some((i, guard)) =
-                pool.balancer
-                    .pick(servers, PickInput { hash_key }, &ctx.tried, &eligible)
-            else {
-                break None;
-            };
-            let (admission, transition) = servers[i].stats.breaker.admit(now, breaker_policy);
-            if let Some(t) = transition {
-                report_transition(pool, &servers[i], t);
-            }
-            match admission {
-                Some(admission) => break Some((i, guard, admission)),
-                None => refused.push(i),
-            }
-        };
-        let Some((i, guard, admission)) = chosen else {
-            if ctx.attempts == 0 {
-                pool.stats.metrics.no_server.inc();
-                ctx.retry_after = Some(retry_after_secs(pool, now));
+        let server = match ctx.start_attempt(now, hash_key) {
+            Ok(i) => &pool.servers[i],
+            Err(NoAttempt::NoServer) => {
                 return Error::e_explain(
                     ErrorType::HTTPStatus(503),
                     "no eligible server in the pool",
                 );
             }
-            // A retry found nothing: the answer reflects the last real failure.
-            let code = if ctx.last_failure == Some(Outcome::Timeout) {
-                504
-            } else {
-                502
-            };
-            return Error::e_explain(ErrorType::HTTPStatus(code), "no server left to retry on");
+            Err(NoAttempt::NoneLeft(code)) => {
+                return Error::e_explain(ErrorType::HTTPStatus(code), "no server left to retry on");
+            }
         };
-        ctx.tried.insert(i);
-        ctx.server = Some(i);
-        ctx.attempt = Some(Attempt {
-            server: i,
-            _guard: guard,
-            admission,
-            done: false,
-        });
-        ctx.attempts += 1;
-        if std::mem::take(&mut ctx.next_attempt_free) {
-            // A replay after a stale keep-alive connection does not count as a try.
-        } else {
-            ctx.tries_used += 1;
-        }
 
-        let server = &servers[i];
         let cfg = &pool.config;
         let cap = |d: Duration| remaining.map_or(d, |r| d.min(r));
         let mut peer = HttpPeer::new(server.config.socket, false, String::new());
@@ -383,13 +333,9 @@ impl ProxyHttp for Switchyard {
         ctx.end_attempt();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        let pool = ctx.pool();
-        let pool_metrics: &crate::metrics::PoolMetrics = match pool {
-            Some(p) => &p.stats.metrics,
-            None => crate::metrics::no_route(),
-        };
-        pool_metrics.count_request(status);
-        pool_metrics.duration.observe(elapsed.as_secs_f64());
+        let pool = ctx.pool.as_deref();
+        pool.map_or(&ctx.state.no_route, |p| &p.stats)
+            .count_request(status, elapsed);
 
         let log = &ctx.state.access_log;
         if !log.is_on() {

@@ -7,7 +7,8 @@ use pingora::proxy::Session;
 use pingora::{ErrorSource, ErrorType};
 use std::net::IpAddr;
 
-use super::headers;
+use super::{headers, retry};
+use crate::config::Outcome;
 
 pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
     session
@@ -56,13 +57,9 @@ pub(super) fn status_for(e: &Error) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
         etype => match e.esource() {
-            ErrorSource::Upstream => match etype {
-                ErrorType::ConnectTimedout
-                | ErrorType::ReadTimedout
-                | ErrorType::WriteTimedout
-                | ErrorType::TLSHandshakeTimedout => 504,
-                _ => 502,
-            },
+            // One classification of upstream failures: the retry logic's.
+            ErrorSource::Upstream if retry::classify(e) == Outcome::Timeout => 504,
+            ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match etype {
                 ErrorType::ReadTimedout => 408,
                 // The client is gone or stopped reading: nobody to answer.

@@ -3,7 +3,7 @@
 //!
 //! Pure functions: the proxy gathers the facts about the attempt and the request, and these
 //! decide. The budget needs the pool's live counters and is applied by the caller through
-//! [`crate::upstream::pool::InPool::try_retry`], after everything else said yes, and only to
+//! [`crate::upstream::InPool::try_retry`], after everything else said yes, and only to
 //! retries of requests that reached a server: a request whose connection failed was delivered
 //! nowhere, so retrying it multiplies no server's load (Envoy caps these too; we do not, so a
 //! killed server's refused connections never fail a request while its breaker is still closed).
@@ -90,17 +90,6 @@ pub fn decide(policy: &RetryPolicy, a: &Attempted) -> Verdict {
         }
     }
     Verdict::Retry
-}
-
-/// The retry budget: may one more retry be in flight, given `retries` retries and `requests`
-/// requests in flight in the pool? At most `percent`% of the requests, but always at least 3;
-/// 100% means no budget.
-pub fn budget_allows(percent: u32, retries: u32, requests: u32) -> bool {
-    if percent >= 100 {
-        return true;
-    }
-    let cap = (u64::from(requests) * u64::from(percent) / 100).max(3);
-    u64::from(retries) < cap
 }
 
 #[cfg(test)]
@@ -198,17 +187,6 @@ mod tests {
             ),
             Verdict::Retry
         );
-    }
-
-    #[test]
-    fn budget_has_a_floor_of_three_and_scales_with_load() {
-        assert!(budget_allows(20, 0, 0));
-        assert!(budget_allows(20, 2, 1));
-        assert!(!budget_allows(20, 3, 1));
-        assert!(budget_allows(20, 19, 100));
-        assert!(!budget_allows(20, 20, 100));
-        assert!(!budget_allows(0, 3, 1000));
-        assert!(budget_allows(100, 1_000_000, 1));
     }
 
     #[test]

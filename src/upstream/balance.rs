@@ -215,18 +215,18 @@ mod tests {
                     max_conns: None,
                     backup: false,
                 },
-                stats: Arc::new(ServerStats::new("test", &format!("10.0.0.{}:80", i + 1))),
+                stats: Arc::new(ServerStats::new()),
             })
             .collect()
     }
 
-    /// Sequential picks (each released before the next): counts per server.
     /// A first attempt's pick with every server eligible (no hash key).
     fn first_pick(b: &Balancer, servers: &[Server]) -> (usize, InFlightGuard) {
         b.pick(servers, PickInput::default(), &Tried::default(), &|_| true)
             .unwrap()
     }
 
+    /// Sequential picks (each released before the next): counts per server.
     fn sequential(b: &Balancer, servers: &[Server], n: usize) -> Vec<usize> {
         let mut counts = vec![0; servers.len()];
         for _ in 0..n {

@@ -24,6 +24,13 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// Every state, in the order of their discriminants.
+    pub const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",

@@ -1,14 +1,15 @@
 //! A backend server: its identity (pool + addr), its configuration, and its live state.
 //!
-//! The live state ([`ServerStats`]) is shared by every [`crate::state::RuntimeState`] that
-//! contains the server, so a reload that keeps the server (same pool + `addr`) keeps its
-//! in-flight count, counters and health; requests started before the reload still decrement
-//! the same counter through their [`InFlightGuard`].
+//! The live state ([`ServerStats`]) is shared by every runtime state that contains the
+//! server, so a reload that keeps the server (same pool + `addr`) keeps its in-flight count,
+//! counters and health; requests started before the reload still decrement the same counter
+//! through their [`InFlightGuard`]. Counters are plain atomics, read by the metrics at scrape
+//! time.
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, BreakerState};
+use super::counters::{OUTCOMES, outcome_index};
 use super::health::Probe;
-use crate::config::ServerConfig;
-use crate::metrics::ServerMetrics;
+use crate::config::{Outcome, ServerConfig};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -35,30 +36,49 @@ pub struct ServerStats {
     failures: AtomicU64,
     /// Result of active health checks; servers start healthy (SPEC §3).
     healthy: AtomicBool,
+    /// Attempts by outcome class, indexed as [`OUTCOMES`].
+    outcomes: [AtomicU64; OUTCOMES.len()],
+    /// Breaker transitions by the state entered (closed, open, half-open).
+    transitions: [AtomicU64; 3],
     pub breaker: Breaker,
     pub probe: Probe,
-    pub metrics: ServerMetrics,
 }
 
 impl ServerStats {
-    /// Fresh state for a newly configured server of `pool` with this `addr`.
-    pub fn new(pool: &str, addr: &str) -> ServerStats {
+    /// Fresh state for a newly configured server: closed, healthy, nothing counted.
+    pub fn new() -> ServerStats {
         ServerStats {
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            outcomes: Default::default(),
+            transitions: Default::default(),
             breaker: Breaker::default(),
             probe: Probe::default(),
-            metrics: ServerMetrics::new(pool, addr),
         }
     }
 
-    /// Copy the live state into the metric gauges (at scrape time).
-    pub fn refresh_gauges(&self, now: std::time::Instant) {
-        self.metrics.in_flight.set(i64::from(self.in_flight()));
-        self.metrics.healthy.set(i64::from(self.is_healthy()));
-        self.metrics.set_breaker(self.breaker.state(now));
+    /// Count the outcome of one attempt (a failure also counts in [`ServerStats::failures`]).
+    pub fn count_outcome(&self, o: Outcome) {
+        self.outcomes[outcome_index(o)].fetch_add(1, Ordering::Relaxed);
+        if o != Outcome::Success {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Attempts by outcome class, in the order of [`OUTCOMES`].
+    pub fn outcomes(&self) -> [u64; OUTCOMES.len()] {
+        std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed))
+    }
+
+    pub fn count_transition(&self, to: BreakerState) {
+        self.transitions[to as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Breaker transitions into `to`.
+    pub fn transitions(&self, to: BreakerState) -> u64 {
+        self.transitions[to as usize].load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> u32 {
@@ -79,10 +99,6 @@ impl ServerStats {
 
     pub fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
-    }
-
-    pub fn record_failure(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether one more request would stay within `max_conns`.
@@ -125,6 +141,12 @@ impl InFlightGuard {
     }
 }
 
+impl Default for ServerStats {
+    fn default() -> Self {
+        ServerStats::new()
+    }
+}
+
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -150,7 +172,7 @@ mod tests {
 
     #[test]
     fn guard_counts_and_releases() {
-        let s = Arc::new(ServerStats::new("p", "guard"));
+        let s = Arc::new(ServerStats::new());
         let g1 = s.try_acquire(None).unwrap();
         let g2 = s.try_acquire(None).unwrap();
         assert_eq!(s.in_flight(), 2);
@@ -163,7 +185,7 @@ mod tests {
 
     #[test]
     fn max_conns_is_never_exceeded_under_contention() {
-        let s = Arc::new(ServerStats::new("p", "max"));
+        let s = Arc::new(ServerStats::new());
         let max = NonZeroU32::new(5);
         let peak = Arc::new(AtomicU32::new(0));
         std::thread::scope(|scope| {
