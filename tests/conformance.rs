@@ -589,3 +589,50 @@ fn garbage_on_the_http_port_gets_400_or_a_close_and_the_next_request_is_served()
     }
     assert_eq!(mock.hits(), 2);
 }
+
+#[test]
+fn pipelined_heads_get_the_same_strict_checks_as_the_first() {
+    let mock = Mock::named("ok");
+    let p = proxy_for(&mock, "");
+    // All in one write, so the proxy reads them together: a request with a Content-Length
+    // body, one with a chunked body, then a head with two Content-Length fields, which the
+    // front door refuses (pingora alone would accept equal values).
+    let bytes = [
+        head(
+            &[b"POST /a HTTP/1.1", b"Host: t", b"Content-Length: 5"],
+            b"hello",
+        ),
+        head(
+            &[
+                b"POST /b HTTP/1.1",
+                b"Host: t",
+                b"Transfer-Encoding: chunked",
+            ],
+            b"3\r\nabc\r\n0\r\n\r\n",
+        ),
+        head(
+            &[
+                b"GET /c HTTP/1.1",
+                b"Host: t",
+                b"Content-Length: 0",
+                b"Content-Length: 0",
+            ],
+            b"",
+        ),
+    ]
+    .concat();
+    let (_, closed, out) = send(p.addr, &bytes);
+    let text = String::from_utf8_lossy(&out);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "200", "400"], "{text}");
+    assert!(closed, "the connection is closed after the 400");
+    let seen: Vec<String> = mock.seen().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(
+        seen,
+        ["/a", "/b"],
+        "the refused request reached the upstream"
+    );
+}

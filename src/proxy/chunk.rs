@@ -48,9 +48,10 @@ impl ChunkScanner {
         self.st == Ck::Done
     }
 
-    /// Feed body bytes; `Err` says what is wrong. Bytes after the end of the body (a pipelined
+    /// Feed body bytes; returns how many of them belong to the body (all of them unless the
+    /// body ends within them), or what is wrong. Bytes after the end of the body (a pipelined
     /// request) are not looked at.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), &'static str> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, &'static str> {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -147,11 +148,14 @@ impl ChunkScanner {
                     }
                     self.st = Ck::Done;
                 }
-                Ck::Done => return Ok(()),
+                Ck::Done => return Ok(i),
             }
             i += 1;
+            if self.st == Ck::Done {
+                return Ok(i);
+            }
         }
-        Ok(())
+        Ok(bytes.len())
     }
 
     fn after_size(&self) -> Ck {
@@ -181,9 +185,25 @@ mod tests {
             c.feed(std::slice::from_ref(b))?;
         }
         let mut whole = ChunkScanner::new(1024);
-        whole.feed(body)?;
+        let used = whole.feed(body)?;
         assert_eq!(whole.done(), c.done());
+        assert!(
+            !whole.done() || used == body.len(),
+            "{used} of {}",
+            body.len()
+        );
         Ok(c.done())
+    }
+
+    #[test]
+    fn says_where_the_body_ends() {
+        let mut c = ChunkScanner::new(1024);
+        let bytes = b"3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
+        assert_eq!(c.feed(bytes), Ok(13));
+        assert!(c.done());
+        let mut c = ChunkScanner::new(1024);
+        assert_eq!(c.feed(b"3\r\nab"), Ok(5));
+        assert_eq!(c.feed(b"c\r\n0\r\n\r\nX"), Ok(8));
     }
 
     #[test]

@@ -82,14 +82,15 @@ where
         session.set_pipelining_enabled(true);
         let mut result = self.proxy.process_new_http(session, shutdown).await;
         while let Some((stream, settings)) = result.map(|r| r.consume()) {
-            let stream: Stream = match stream.into_any().downcast::<GuardedStream>() {
-                Ok(mut g) => {
-                    g.next_request();
-                    g
-                }
-                // Only GuardedStreams are handed to the proxy above.
-                Err(_) => return None,
+            // Only GuardedStreams are handed to the proxy above.
+            let Ok(guarded) = stream.into_any().downcast::<GuardedStream>() else {
+                return None;
             };
+            if !guarded.next_request() {
+                // Unscanned bytes went through (a refused upgrade followed by more data).
+                return None;
+            }
+            let stream: Stream = guarded;
             let mut session = ServerSession::new_http1(stream);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);

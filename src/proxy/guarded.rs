@@ -14,12 +14,20 @@
 //!   TCP reset.
 //!
 //! Every head byte also goes through the strict [`HeadScanner`] (RFC 9112 syntax, framing
-//! fields, 414 and 431 limits), and a chunked body through [`ChunkScanner`]. The proxy marks
-//! the head complete once pingora has parsed it, which covers heads pingora parsed from
-//! pipelined bytes it already held.
+//! fields, 414 and 431 limits), and a chunked body through [`ChunkScanner`].
+//!
+//! The stream follows the HTTP/1 message framing itself (RFC 9112 §6.3: `Content-Length`,
+//! chunked, or no body) and never hands pingora a byte past the end of the current request:
+//! what a read brings beyond it is kept and served to the next read. So pingora never holds a
+//! pipelined head the scanner has not seen, and the stream always knows where the next head
+//! starts without being told. After a request that may switch protocols (`Upgrade`,
+//! `CONNECT`), reads wait until the response status goes out through this stream, as pingora
+//! decides (RFC 9110 §15.2.2): a `101` makes the rest of the connection an unscanned tunnel,
+//! any other final status means the next bytes are the next request head.
 
 use super::chunk::ChunkScanner;
-use super::head::{HeadScanner, Reject, Verdict};
+use super::head::{Framing, HeadScanner, Reject, Verdict};
+use super::respond;
 use crate::config::Limits;
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -32,8 +40,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -44,27 +51,55 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Largest amount of a too-large head read and thrown away before answering `431`.
 const DRAIN_LIMIT: usize = 256 * 1024;
 
-const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
-const RESPONSE_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n";
-const RESPONSE_414: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 17\r\nConnection: close\r\n\r\n414 URI Too Long\n";
-const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large\n";
+/// A request body that broke the chunked framing. It is the cause of the read error pingora
+/// reports, so the proxy can tell it apart and answer `400` ([`is_body_framing_error`]).
+#[derive(Debug)]
+pub struct BodyFramingError(pub &'static str);
+
+impl std::fmt::Display for BodyFramingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request body refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for BodyFramingError {}
+
+/// Whether a request failed because the front door refused its body's framing.
+pub fn is_body_framing_error(e: &pingora::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<io::Error>()
+        .and_then(io::Error::get_ref)
+        .is_some_and(|inner| inner.is::<BodyFramingError>())
+}
+
+/// Where the connection is in its stream of HTTP/1 messages.
+#[derive(Debug)]
+enum Phase {
+    /// Reading a request head; every byte is scanned.
+    Head,
+    /// In a body of known length: the bytes left.
+    Length(u64),
+    /// In a chunked body.
+    Chunked(ChunkScanner),
+    /// After a request that may switch protocols, until the response status is written.
+    AwaitSwitch(Option<Waker>),
+    /// After a `101`, or on an HTTP/2 connection: bytes pass unscanned.
+    Opaque,
+}
 
 /// A client connection whose request heads are held to the size and time limits.
 pub struct GuardedStream {
     inner: Stream,
-    /// Bytes read ahead while looking for the HTTP/2 preface, served before the socket.
+    /// Bytes read but not yet handed on (read ahead for the HTTP/2 preface, or past the end of
+    /// a request), served before the socket.
     replay: BytesMut,
     limits: Limits,
-    in_head: bool,
-    /// Set by the proxy (through `&self`) once pingora has parsed the head.
-    head_parsed: AtomicBool,
+    phase: Phase,
+    /// The current request may switch protocols and its response status is not written yet.
+    awaiting_status: bool,
     head_bytes: usize,
     head_seen_bytes: bool,
     scan: HeadScanner,
-    /// Follows a chunked request body, to refuse framing pingora would let through.
-    chunks: Option<ChunkScanner>,
-    /// The request body broke the chunked framing (the proxy then answers 400).
-    body_rejected: AtomicBool,
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
@@ -72,7 +107,7 @@ impl std::fmt::Debug for GuardedStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedStream")
             .field("inner", &self.inner)
-            .field("in_head", &self.in_head)
+            .field("phase", &self.phase)
             .finish()
     }
 }
@@ -84,53 +119,132 @@ impl GuardedStream {
             inner,
             replay: BytesMut::new(),
             limits,
-            in_head: true,
-            head_parsed: AtomicBool::new(false),
+            phase: Phase::Head,
+            awaiting_status: false,
             head_bytes: 0,
             head_seen_bytes: false,
             scan: HeadScanner::new(limits.max_header_bytes),
-            chunks: None,
-            body_rejected: AtomicBool::new(false),
             deadline: Some(Box::pin(tokio::time::sleep(limits.header_read_timeout))),
         }
     }
 
-    /// The previous request is done; the next head's clock starts at its first byte.
-    pub fn next_request(&mut self) {
-        self.in_head = true;
-        self.head_parsed.store(false, Ordering::Relaxed);
+    /// pingora is done with a request and offers the connection for the next one. `false`:
+    /// the stream is not at the start of a request head (it cannot be after a complete
+    /// exchange, as pingora drains bodies first), so the connection is closed.
+    pub fn next_request(&self) -> bool {
+        matches!(self.phase, Phase::Head)
+    }
+
+    /// The next request head starts here; its clock starts at its first byte.
+    fn start_head(&mut self) {
+        self.phase = Phase::Head;
+        self.awaiting_status = false;
         self.head_bytes = 0;
         self.head_seen_bytes = false;
         self.scan = HeadScanner::new(self.limits.max_header_bytes);
-        self.chunks = None;
-        self.body_rejected.store(false, Ordering::Relaxed);
         self.deadline = None;
     }
 
-    /// Whether the request body was cut off for broken chunked framing.
-    pub fn body_rejected(&self) -> bool {
-        self.body_rejected.load(Ordering::Relaxed)
-    }
-
-    /// Follow the body bytes just read through a chunked body.
-    fn check_body(&mut self, bytes: &[u8]) -> Result<(), &'static str> {
-        let Some(chunks) = self.chunks.as_mut() else {
-            return Ok(());
-        };
-        let result = chunks.feed(bytes);
-        if result.is_err() || chunks.done() {
-            self.chunks = None;
+    /// The head just ended: follow its body.
+    fn after_head(&mut self) {
+        self.deadline = None;
+        self.awaiting_status = self.scan.may_switch_protocols();
+        match self.scan.framing() {
+            Framing::None => self.after_message(),
+            Framing::Length(n) => self.phase = Phase::Length(n),
+            Framing::Chunked => {
+                self.phase = Phase::Chunked(ChunkScanner::new(self.limits.max_header_bytes))
+            }
         }
-        result
     }
 
-    /// Called by the proxy once pingora has parsed this request's head.
-    pub fn mark_head_parsed(&self) {
-        self.head_parsed.store(true, Ordering::Relaxed);
+    fn after_message(&mut self) {
+        if self.awaiting_status {
+            self.phase = Phase::AwaitSwitch(None);
+        } else {
+            self.start_head();
+        }
     }
 
+    /// Bytes written to the client while a switching request waits for its status: the start
+    /// of the response head says whether the connection switched protocols.
+    fn saw_response(&mut self, bytes: &[u8]) {
+        if !self.awaiting_status || bytes.len() < 12 || !bytes.starts_with(b"HTTP/1.") {
+            return;
+        }
+        let status = std::str::from_utf8(&bytes[9..12])
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok());
+        let next = match status {
+            Some(101) => Phase::Opaque,
+            // 100 Continue and other interim answers: the final status is still to come.
+            Some(100..=199) => return,
+            _ => Phase::Head,
+        };
+        self.awaiting_status = false;
+        let waiting = match std::mem::replace(&mut self.phase, Phase::Head) {
+            Phase::AwaitSwitch(waker) => {
+                self.start_head();
+                waker
+            }
+            // A 101 while the body is still read: pingora passes the rest through too.
+            other => {
+                self.phase = other;
+                None
+            }
+        };
+        if matches!(next, Phase::Opaque) {
+            self.phase = Phase::Opaque;
+        }
+        if let Some(w) = waiting {
+            w.wake();
+        }
+    }
+
+    /// How many of `bytes` (read in a body or opaque phase) belong to the current message.
+    fn take_body(&mut self, bytes: &[u8]) -> Result<usize, &'static str> {
+        let (used, done) = match &mut self.phase {
+            Phase::Length(left) => {
+                let n = usize::try_from(*left)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                *left -= n as u64;
+                (n, *left == 0)
+            }
+            Phase::Chunked(c) => {
+                let n = c.feed(bytes)?;
+                (n, c.done())
+            }
+            Phase::Opaque => return Ok(bytes.len()),
+            Phase::Head | Phase::AwaitSwitch(_) => return Ok(0),
+        };
+        if done {
+            self.after_message();
+        }
+        Ok(used)
+    }
+
+    /// Keep `bytes` for the next read, ahead of anything already kept.
+    fn unread(&mut self, bytes: &[u8]) {
+        let mut kept = BytesMut::with_capacity(bytes.len() + self.replay.len());
+        kept.extend_from_slice(bytes);
+        kept.extend_from_slice(&self.replay);
+        self.replay = kept;
+    }
+
+    /// Hand on only the first `keep` new bytes of `buf` (from `from`); keep the rest.
+    fn cut(&mut self, buf: &mut ReadBuf<'_>, from: usize, keep: usize) {
+        let end = from + keep;
+        if end < buf.filled().len() {
+            let rest = buf.filled()[end..].to_vec();
+            self.unread(&rest);
+            buf.set_filled(end);
+        }
+    }
+
+    /// An HTTP/2 connection: nothing more to scan.
     pub(crate) fn end_head(&mut self) {
-        self.in_head = false;
+        self.phase = Phase::Opaque;
         self.deadline = None;
     }
 
@@ -145,8 +259,11 @@ impl GuardedStream {
                 Ok(r) => r?,
                 Err(_) => {
                     if !self.replay.is_empty() {
-                        let _ = tokio::io::AsyncWriteExt::write_all(&mut self.inner, RESPONSE_408)
-                            .await;
+                        let _ = tokio::io::AsyncWriteExt::write_all(
+                            &mut self.inner,
+                            &respond::raw_closing(408),
+                        )
+                        .await;
                     }
                     return Ok(false);
                 }
@@ -165,15 +282,15 @@ impl GuardedStream {
         self.replay.starts_with(H2_PREFACE)
     }
 
-    /// Answer and fail the read: the connection is closed after this.
+    /// Answer `status` and fail the read: the connection is closed after this.
     fn reject(
         &mut self,
         cx: &mut Context<'_>,
-        response: &[u8],
+        status: u16,
         kind: io::ErrorKind,
         why: &str,
     ) -> Poll<io::Result<()>> {
-        if response != RESPONSE_408 {
+        if status != 408 {
             // Read what the client already sent, so closing does not reset the connection
             // before it reads our answer.
             let mut scratch = [0u8; 8192];
@@ -188,15 +305,13 @@ impl GuardedStream {
         }
         // Best effort: a fresh socket's send buffer takes this at once; if not, the client
         // sees the connection close, which is what it would get anyway.
-        let _ = Pin::new(&mut self.inner).poll_write(cx, response);
+        let _ = Pin::new(&mut self.inner).poll_write(cx, &respond::raw_closing(status));
         self.deadline = None;
         tracing::info!(client = ?self.inner.get_socket_digest().and_then(|d| d.peer_addr().cloned()), "{why}");
         Poll::Ready(Err(io::Error::new(kind, why.to_string())))
     }
-}
 
-impl GuardedStream {
-    /// Read into `buf`: the bytes read ahead first, then the socket.
+    /// Read into `buf`: the bytes kept first, then the socket.
     fn fill(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.replay.is_empty() {
             let n = self.replay.len().min(buf.remaining());
@@ -204,6 +319,43 @@ impl GuardedStream {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+
+    /// A read in a body or opaque phase.
+    fn read_body(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Phase::AwaitSwitch(waker) = &mut self.phase {
+            *waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        match self.fill(cx, buf) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        if buf.filled().len() == before {
+            return Poll::Ready(Ok(()));
+        }
+        match self.take_body(&buf.filled()[before..]) {
+            Ok(used) => {
+                self.cut(buf, before, used);
+                if used == 0 {
+                    // Nothing of this read belonged to the message (cannot happen in a body
+                    // phase, which needs at least a byte): read again rather than signal EOF.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(()))
+            }
+            // After the head went to pingora: the proxy answers 400 (the upstream may already
+            // have part of the request).
+            Err(why) => {
+                tracing::info!("request body refused: {why}");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    BodyFramingError(why),
+                )))
+            }
+        }
     }
 }
 
@@ -214,22 +366,8 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.in_head && this.head_parsed.load(Ordering::Relaxed) {
-            this.end_head();
-        }
-        if !this.in_head {
-            let before = buf.filled().len();
-            match this.fill(cx, buf) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
-            }
-            // A body error after the head went to pingora: the proxy answers 400 (the upstream
-            // may already have part of the request).
-            return Poll::Ready(this.check_body(&buf.filled()[before..]).map_err(|why| {
-                this.body_rejected.store(true, Ordering::Relaxed);
-                tracing::info!("request body refused: {why}");
-                io::Error::new(io::ErrorKind::InvalidData, why)
-            }));
+        if !matches!(this.phase, Phase::Head) {
+            return this.read_body(cx, buf);
         }
 
         if let Some(deadline) = this.deadline.as_mut()
@@ -244,7 +382,7 @@ impl AsyncRead for GuardedStream {
             }
             return this.reject(
                 cx,
-                RESPONSE_408,
+                408,
                 io::ErrorKind::TimedOut,
                 "request head not received within header_read_timeout: 408",
             );
@@ -267,17 +405,16 @@ impl AsyncRead for GuardedStream {
                 )));
             }
         }
-        let verdict = this.scan.feed(new);
-        let end = match verdict {
+        let end = match this.scan.feed(new) {
             Verdict::More => None,
             Verdict::End(n) => Some(n),
             Verdict::Reject(Reject::Bad(why)) => {
-                return this.reject(cx, RESPONSE_400, io::ErrorKind::InvalidData, why);
+                return this.reject(cx, 400, io::ErrorKind::InvalidData, why);
             }
             Verdict::Reject(Reject::UriTooLong) => {
                 return this.reject(
                     cx,
-                    RESPONSE_414,
+                    414,
                     io::ErrorKind::InvalidData,
                     "request line too long: 414",
                 );
@@ -285,29 +422,34 @@ impl AsyncRead for GuardedStream {
             Verdict::Reject(Reject::TooManyFields) => {
                 return this.reject(
                     cx,
-                    RESPONSE_431,
+                    431,
                     io::ErrorKind::InvalidData,
                     "too many header fields: 431",
                 );
             }
         };
-        this.head_bytes += end.unwrap_or(new.len());
+        let new_len = new.len();
+        this.head_bytes += end.unwrap_or(new_len);
         if this.head_bytes > this.limits.max_header_bytes {
             return this.reject(
                 cx,
-                RESPONSE_431,
+                431,
                 io::ErrorKind::InvalidData,
                 "request head larger than max_header_bytes: 431",
             );
         }
         if let Some(n) = end {
-            this.end_head();
-            if this.scan.chunked_body() {
-                this.chunks = Some(ChunkScanner::new(this.limits.max_header_bytes));
-                let body = buf.filled()[before + n..].to_vec();
-                if let Err(why) = this.check_body(&body) {
+            this.after_head();
+            let rest = before + n;
+            if matches!(this.phase, Phase::Head) {
+                // No body: what follows is the next request's, scanned by the next read.
+                this.cut(buf, rest, 0);
+            } else if rest < buf.filled().len() {
+                let body = buf.filled()[rest..].to_vec();
+                match this.take_body(&body) {
+                    Ok(used) => this.cut(buf, rest, used),
                     // In the same read as the head: refuse the whole request right here.
-                    return this.reject(cx, RESPONSE_400, io::ErrorKind::InvalidData, why);
+                    Err(why) => return this.reject(cx, 400, io::ErrorKind::InvalidData, why),
                 }
             }
         }
@@ -321,7 +463,9 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.saw_response(buf);
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -329,7 +473,11 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            this.saw_response(first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

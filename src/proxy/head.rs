@@ -29,7 +29,17 @@ pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 /// Most header fields in one request (HAProxy's default is 101; nginx has no count limit).
 pub const MAX_FIELDS: u32 = 100;
 /// The name a `Host` field of an absolute-form request is renamed to.
-pub const IGNORED_HOST: &[u8; 4] = b"x-sy";
+pub const IGNORED_HOST: &str = "x-sy";
+
+/// How the body of a scanned request is framed (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: neither `Content-Length` nor `Transfer-Encoding` (or `Content-Length: 0`).
+    None,
+    Length(u64),
+    /// Any `Transfer-Encoding` (codings other than `chunked` are refused once parsed).
+    Chunked,
+}
 
 /// Why a head is refused; each maps to a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +105,16 @@ pub struct HeadScanner {
     target: [u8; 8],
     target_len: usize,
     absolute_form: bool,
+    /// The first bytes of the method (to recognise `CONNECT`).
+    method: [u8; 8],
+    method_len: usize,
     content_length: u32,
+    /// The value of `Content-Length`, as it is read.
+    length: u64,
+    /// Inside a `Content-Length` value: 0 before its digits, 1 in them, 2 after them.
+    in_length: Option<u8>,
     transfer_encoding: u32,
+    upgrade: bool,
     host: u32,
 }
 
@@ -114,29 +132,75 @@ impl HeadScanner {
             target: [0; 8],
             target_len: 0,
             absolute_form: false,
+            method: [0; 8],
+            method_len: 0,
             content_length: 0,
+            length: 0,
+            in_length: None,
             transfer_encoding: 0,
+            upgrade: false,
             host: 0,
         }
     }
 
-    /// Whether the head announced a chunked body (any `Transfer-Encoding`; other codings are
-    /// refused once the head is parsed).
-    pub fn chunked_body(&self) -> bool {
-        self.transfer_encoding > 0
+    /// How the body of the scanned head is framed; meaningful once the head ended.
+    pub fn framing(&self) -> Framing {
+        if self.transfer_encoding > 0 {
+            Framing::Chunked
+        } else if self.length > 0 {
+            Framing::Length(self.length)
+        } else {
+            Framing::None
+        }
+    }
+
+    /// Whether the connection may stop speaking HTTP/1 after this request: an `Upgrade`
+    /// request (RFC 9110 §7.8) or `CONNECT` (RFC 9110 §9.3.6).
+    pub fn may_switch_protocols(&self) -> bool {
+        self.upgrade || &self.method[..self.method_len] == b"CONNECT"
+    }
+
+    /// One byte of a `Content-Length` value: digits, optionally surrounded by whitespace.
+    fn length_byte(&mut self, b: u8) -> Result<(), Reject> {
+        match (b, self.in_length) {
+            (b'0'..=b'9', Some(0 | 1)) => {
+                self.length = self
+                    .length
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                    .ok_or(Reject::Bad("Content-Length too large"))?;
+                self.in_length = Some(1);
+            }
+            (b' ' | b'\t', Some(0)) => {}
+            (b' ' | b'\t', Some(_)) => self.in_length = Some(2),
+            _ => return Err(Reject::Bad("invalid Content-Length value")),
+        }
+        Ok(())
+    }
+
+    /// The end of a field line.
+    fn end_value(&mut self) -> Result<(), Reject> {
+        if self.in_length.take() == Some(0) {
+            return Err(Reject::Bad("empty Content-Length value"));
+        }
+        Ok(())
     }
 
     fn end_name(&mut self, chunk: &mut [u8]) {
         let name = &self.name[..self.name_len];
         match name {
-            b"content-length" => self.content_length += 1,
+            b"content-length" => {
+                self.content_length += 1;
+                self.in_length = Some(0);
+            }
             b"transfer-encoding" => self.transfer_encoding += 1,
+            b"upgrade" => self.upgrade = true,
             b"host" => {
                 self.host += 1;
                 if self.absolute_form
                     && let Some(start) = self.name_start
                 {
-                    chunk[start..start + 4].copy_from_slice(IGNORED_HOST);
+                    chunk[start..start + 4].copy_from_slice(IGNORED_HOST.as_bytes());
                 }
             }
             _ => {}
@@ -199,6 +263,9 @@ impl HeadScanner {
                             if self.st == St::Target && self.target_len < self.target.len() {
                                 self.target[self.target_len] = b.to_ascii_lowercase();
                                 self.target_len += 1;
+                            } else if self.st == St::Method && self.method_len < self.method.len() {
+                                self.method[self.method_len] = b;
+                                self.method_len += 1;
                             }
                         }
                     }
@@ -258,6 +325,23 @@ impl HeadScanner {
                         self.name_len = (self.name_len + 1).min(self.name.len());
                     }
                     _ => return Verdict::Reject(Reject::Bad("invalid character in a field name")),
+                },
+                St::Value if self.in_length.is_some() => match b {
+                    b'\n' | b'\r' => {
+                        if let Err(r) = self.end_value() {
+                            return Verdict::Reject(r);
+                        }
+                        self.st = if b == b'\n' {
+                            St::LineStart
+                        } else {
+                            St::ValueCr
+                        };
+                    }
+                    _ => {
+                        if let Err(r) = self.length_byte(b) {
+                            return Verdict::Reject(r);
+                        }
+                    }
                 },
                 St::Value => {
                     // The common case: a run of ordinary value bytes.

@@ -65,7 +65,7 @@ fn connection_tokens<'a>(
 
 /// What the front door's head scanner renames the `Host` field of an absolute-form request
 /// to (see `head.rs`); never forwarded.
-const IGNORED_HOST: HeaderName = HeaderName::from_static("x-sy");
+const IGNORED_HOST: HeaderName = HeaderName::from_static(super::head::IGNORED_HOST);
 
 /// Checks on a parsed request head that pingora does not make (RFC 9112). `Err` carries the
 /// status to answer and why; the connection is closed after it.
@@ -382,7 +382,8 @@ mod tests {
     #[test]
     fn absolute_form_becomes_origin_form_with_the_target_host() {
         let mut r = RequestHeader::build("GET", b"http://t.example:8080/a?b=1", None).unwrap();
-        r.append_header("x-sy", "other.example").unwrap();
+        r.append_header(crate::proxy::head::IGNORED_HOST, "other.example")
+            .unwrap();
         assert_eq!(absolute_target(&r), Some(("t.example:8080", "/a?b=1")));
         origin_form(&mut r).unwrap();
         assert_eq!(r.raw_path(), b"/a?b=1");

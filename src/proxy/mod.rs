@@ -26,7 +26,6 @@ use crate::state::Store;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctx::{Ctx, NoAttempt};
-use guarded::GuardedStream;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -57,14 +56,6 @@ impl ProxyHttp for Switchyard {
     }
 
     async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
-        // The head is parsed: from here on the connection's reads are body, not head.
-        if let Some(g) = session
-            .as_downstream()
-            .stream()
-            .and_then(|s| s.as_any().downcast_ref::<GuardedStream>())
-        {
-            g.mark_head_parsed();
-        }
         if let Err((status, why)) = headers::check_request(session.req_header()) {
             session.set_keepalive(None);
             return Error::e_explain(ErrorType::HTTPStatus(status), why);
@@ -303,13 +294,7 @@ impl ProxyHttp for Switchyard {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let mut code = status_for(e);
-        if code == 0
-            && session
-                .as_downstream()
-                .stream()
-                .and_then(|s| s.as_any().downcast_ref::<GuardedStream>())
-                .is_some_and(GuardedStream::body_rejected)
-        {
+        if code == 0 && guarded::is_body_framing_error(e) {
             // The front door cut off a request body with broken chunked framing.
             code = 400;
         }

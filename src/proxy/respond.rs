@@ -1,4 +1,5 @@
-//! Responses the proxy makes itself (SPEC §3): short `text/plain` bodies with the right status.
+//! Responses the proxy makes itself (SPEC §3): short `text/plain` bodies with the right status,
+//! defined once here for the proxy hooks and the front door alike.
 
 use super::headers::X_REQUEST_ID;
 use bytes::Bytes;
@@ -23,6 +24,21 @@ pub fn body_for(status: u16) -> &'static str {
         504 => "504 Gateway Timeout\n",
         _ => "error\n",
     }
+}
+
+/// The whole HTTP/1.1 response for `status`, closing the connection: what the front door
+/// writes on a connection pingora has not parsed a head from.
+pub fn raw_closing(status: u16) -> Vec<u8> {
+    let body = body_for(status);
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Write a complete error response. `keepalive: false` closes the connection after it.
@@ -56,4 +72,26 @@ pub async fn send_error(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_answers_are_complete_responses() {
+        assert_eq!(
+            raw_closing(408),
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n"
+        );
+        let r = String::from_utf8(raw_closing(431)).unwrap();
+        assert!(
+            r.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{r}"
+        );
+        assert!(
+            r.ends_with("\r\n\r\n431 Request Header Fields Too Large\n"),
+            "{r}"
+        );
+    }
 }
