@@ -4,7 +4,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
-use switchyard::access_log::AccessLogger;
+use switchyard::AccessLogger;
 use switchyard::config::load_str_offline;
 use switchyard::state::RuntimeState;
 

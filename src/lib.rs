@@ -1,17 +1,23 @@
 //! switchyard: a layer-7 HTTP reverse proxy and load balancer on pingora, configured by one
-//! YAML file. The binary (`src/main.rs`) is a thin CLI over these modules; `tests/` and
-//! `benches/` use them directly.
+//! YAML file. The binary (`src/main.rs`) is a thin CLI over these modules.
+//!
+//! Modules are crate-private unless the binary, `benches/` or `fuzz/` use them, so the compiler
+//! reports code nothing uses. Public: `config` (the loader, `check`, the fuzz target), `run`
+//! and `demo` (the binary), `upstream` and `state` (the criterion benches of selection and
+//! reload).
 
-pub mod access_log;
-pub mod admin;
+mod access_log;
+mod admin;
 pub mod config;
 pub mod demo;
-pub mod lifecycle;
-pub mod metrics;
-pub mod proxy;
-pub mod reload;
-pub mod router;
+mod lifecycle;
+mod metrics;
+mod proxy;
+mod reload;
+mod router;
 pub mod run;
-pub mod services;
+mod services;
 pub mod state;
 pub mod upstream;
+
+pub use access_log::AccessLogger;

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{Action, Mock, Proxy, get, request};
@@ -73,6 +73,7 @@ fn a_changed_file_sighup_and_post_reload_each_apply_a_new_config() {
     assert_eq!(get(p.addr, "/").text(), "b");
 
     // SIGHUP reloads the file on disk (written in place this time, watcher off).
+    let before_write = generation(&p);
     std::fs::write(
         &p.config_path,
         config(&[(&c, 1)], "")
@@ -81,9 +82,9 @@ fn a_changed_file_sighup_and_post_reload_each_apply_a_new_config() {
             .replace("access_log: off", "access_log: off\nwatch: false"),
     )
     .unwrap();
-    thread::sleep(Duration::from_millis(400));
-    // With `watch: false` now in the file but not yet loaded, the watcher may still apply it;
-    // either way SIGHUP must bring the generation up by one more.
+    // The running config still has `watch: true`, so the watcher applies this change (with
+    // `watch: false` in it); then SIGHUP must bring the generation up by one more.
+    wait_generation(&p, before_write + 1, Duration::from_secs(2));
     let before = generation(&p);
     p.signal("HUP");
     wait_generation(&p, before + 1, Duration::from_secs(1));
@@ -142,9 +143,14 @@ fn an_open_breaker_stays_open_when_its_weight_changes() {
     let good = Mock::named("good");
     let breaker = "    circuit_breaker: {failures: 2, open_for: 30s}\nwatch: false\n";
     let p = start(&config(&[(&bad, 1), (&good, 1)], breaker));
-    while bad.hits() < 2 {
-        get(p.addr, "/");
-    }
+    support::wait_until(
+        "two requests at the failing server",
+        Duration::from_secs(10),
+        || {
+            get(p.addr, "/");
+            bad.hits() >= 2
+        },
+    );
     let state = |p: &Proxy| p.status_json()["upstreams"]["app"]["servers"][0]["breaker"].clone();
     assert_eq!(state(&p), "open");
     rewrite(&p, &config(&[(&bad, 5), (&good, 1)], breaker));
@@ -165,9 +171,11 @@ fn a_slow_request_started_before_a_reload_completes_on_its_server() {
     let p = Arc::new(start(&config(&[(&slow, 1)], "watch: false\n")));
     let p2 = Arc::clone(&p);
     let inflight = thread::spawn(move || get(p2.addr, "/slow"));
-    while slow.hits() == 0 {
-        thread::sleep(Duration::from_millis(10));
-    }
+    support::wait_until(
+        "the slow request at its server",
+        Duration::from_secs(5),
+        || slow.hits() > 0,
+    );
     rewrite(&p, &config(&[(&new, 1)], "watch: false\n"));
     assert_eq!(post_reload(&p).status, 200);
     assert_eq!(get(p.addr, "/").text(), "new");
@@ -188,13 +196,15 @@ fn twenty_reloads_under_load_fail_no_request() {
     let set_b = config(&[(&mocks[2], 3), (&mocks[3], 1)], "watch: false\n");
     let p = Arc::new(start(&set_a));
     let done = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..6)
         .map(|_| {
-            let (p, done) = (Arc::clone(&p), Arc::clone(&done));
+            let (p, done, answered) = (Arc::clone(&p), Arc::clone(&done), Arc::clone(&answered));
             thread::spawn(move || {
                 let mut statuses = Vec::new();
                 while !done.load(Ordering::SeqCst) {
                     statuses.push(get(p.addr, "/").status);
+                    answered.fetch_add(1, Ordering::SeqCst);
                 }
                 statuses
             })
@@ -203,7 +213,15 @@ fn twenty_reloads_under_load_fail_no_request() {
     for i in 0..22 {
         rewrite(&p, if i % 2 == 0 { &set_b } else { &set_a });
         assert_eq!(post_reload(&p).status, 200, "reload {i}");
-        thread::sleep(Duration::from_millis(60));
+        // Let every client get requests through on this config before the next reload.
+        let (from, deadline) = (
+            answered.load(Ordering::SeqCst),
+            Instant::now() + Duration::from_secs(5),
+        );
+        while answered.load(Ordering::SeqCst) < from + 12 {
+            assert!(Instant::now() < deadline, "no traffic after reload {i}");
+            thread::sleep(Duration::from_millis(5));
+        }
     }
     done.store(true, Ordering::SeqCst);
     let statuses: Vec<u16> = clients
@@ -504,4 +522,72 @@ fn deploy_dashboards_use_only_exported_metric_names() {
         }
         assert!(used > 0, "{file} uses no metric");
     }
+}
+
+#[test]
+fn after_a_reload_moves_the_access_log_every_line_reaches_the_new_file() {
+    let mock = Mock::named("ok");
+    let logs = tempfile::tempdir().unwrap();
+    let (first, second) = (
+        logs.path().join("first.log"),
+        logs.path().join("second.log"),
+    );
+    let with_log = |path: &Path| {
+        config(&[(&mock, 1)], "watch: false\n").replace(
+            "access_log: off",
+            &format!("access_log: \"{}\"", path.display()),
+        )
+    };
+    let p = start(&with_log(&first));
+    for i in 0..5 {
+        assert_eq!(get(p.addr, &format!("/first/{i}")).status, 200);
+    }
+    rewrite(&p, &with_log(&second));
+    assert_eq!(post_reload(&p).status, 200);
+    // Many lines, then SIGTERM at once: whatever is still queued must be written at exit.
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let addr = p.addr;
+            thread::spawn(move || {
+                for i in 0..250 {
+                    assert_eq!(get(addr, &format!("/second/{c}/{i}")).status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // The first log is closed once no request uses the configuration that had it.
+    let open_files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    support::wait_until(
+        "the first access log closed",
+        Duration::from_secs(5),
+        || !open_files().contains(&first),
+    );
+    assert!(open_files().contains(&second));
+    let mut p = p;
+    p.signal("TERM");
+    let status = p.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let lines = |path: &Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (lines(&first), lines(&second));
+    assert_eq!(a.len(), 5, "first log: {a:?}");
+    assert!(a.iter().all(|l| l.contains("\"/first/")), "{a:?}");
+    assert_eq!(b.len(), 1000, "lines written to the second log");
+    assert!(b.iter().all(|l| l.contains("\"/second/")));
 }

@@ -35,7 +35,12 @@ fn the_status_page_shows_servers_and_breaker_states_in_chromium() {
         "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 1\naccess_log: off\nupstreams:\n  app:\n    servers:\n      - addr: \"{}\"\n        weight: 3\n      - addr: \"{}\"\n    circuit_breaker: {{failures: 1, open_for: 60s}}\n",
         good.addr, bad.addr
     ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while bad.hits() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failing server got no request"
+        );
         get(p.addr, "/");
     }
     let profile = tempfile::tempdir().unwrap();

@@ -603,3 +603,12 @@ pub fn tally(bodies: impl IntoIterator<Item = String>) -> HashMap<String, usize>
     }
     m
 }
+
+/// Poll `cond` until it holds; fail the test naming `what` if it does not within `within`.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
