@@ -379,6 +379,8 @@ def main():
     ap.add_argument("--workers", default="1,all")
     ap.add_argument("--no-failure", action="store_true")
     ap.add_argument("--out", default=RESULTS)
+    ap.add_argument("--baseline", help="another switchyard binary (an older build) to run in the "
+                    "same session as `baseline`, for before/after figures")
     args = ap.parse_args()
 
     cores = os.cpu_count() or 1
@@ -386,6 +388,10 @@ def main():
     conns = [int(c) for c in args.connections.split(",")]
     proxies = args.proxies.split(",")
     binaries = {"switchyard": args.switchyard, "nginx": args.nginx, "haproxy": args.haproxy}
+    if args.baseline:
+        # Run with the same config as switchyard (Proxy treats every other kind that way).
+        binaries["baseline"] = args.baseline
+        proxies.insert(0, "baseline")
 
     tmp = tempfile.mkdtemp(prefix="switchyard-bench-")
     lua = os.path.join(tmp, "report.lua")
@@ -454,6 +460,12 @@ def main():
         for c in conns:
             get = lambda k: next((r for r in rows if r["proxy"] == k and r["workers"] == w and r["connections"] == c), None)
             s, n, h = get("switchyard"), get("nginx"), get("haproxy")
+            b = get("baseline")
+            if s and b:
+                md.append(f"- {w} worker(s), {c} connections: switchyard {s['req_per_cpu_s'] / b['req_per_cpu_s']:.2f}x "
+                          f"the baseline build; p99 {s['p99_ms']:.2f} ms vs {b['p99_ms']:.2f}"
+                          + (f"; baseline {b['req_per_cpu_s'] / n['req_per_cpu_s']:.2f}x nginx, switchyard "
+                             f"{s['req_per_cpu_s'] / n['req_per_cpu_s']:.2f}x nginx" if n else ""))
             if s and n and h:
                 md.append(f"- {w} worker(s), {c} connections: {s['req_per_cpu_s'] / n['req_per_cpu_s']:.2f}x nginx, "
                           f"{s['req_per_cpu_s'] / h['req_per_cpu_s']:.2f}x HAProxy; p99 {s['p99_ms']:.2f} ms vs "
