@@ -636,3 +636,26 @@ fn pipelined_heads_get_the_same_strict_checks_as_the_first() {
         "the refused request reached the upstream"
     );
 }
+
+#[test]
+fn only_a_lone_asterisk_is_the_asterisk_form() {
+    let mock = Mock::named("ok");
+    let p = proxy_for(&mock, "");
+    // RFC 9112 §3.2.4: `*` alone; `*/test` is no request target at all.
+    refused(
+        &p,
+        &mock,
+        &[
+            (
+                "OPTIONS */test",
+                400,
+                head(&[b"OPTIONS */test HTTP/1.1", b"Host: t"], b""),
+            ),
+            (
+                "GET of a relative path",
+                400,
+                head(&[b"GET test HTTP/1.1", b"Host: t"], b""),
+            ),
+        ],
+    );
+}

@@ -217,3 +217,32 @@ fn a_close_option_in_any_connection_field_closes_the_connection() {
         "connection left open"
     );
 }
+
+#[test]
+fn any_protocol_upgrade_but_h2c_passes_through() {
+    let mock = Mock::start(|_| Action::UpgradeEcho);
+    let p = Proxy::start(&one_pool(&mock));
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /custom HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: custom_protocol\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the 101");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert_eq!(mock.seen()[0].header("upgrade"), Some("custom_protocol"));
+    // A two-way tunnel now.
+    s.write_all(b"custom bytes").unwrap();
+    let mut echoed = Vec::new();
+    while echoed.len() < 12 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "tunnel closed");
+        echoed.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(&echoed, b"custom bytes");
+}

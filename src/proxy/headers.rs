@@ -4,8 +4,9 @@
 //! every field it names, plus `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Upgrade` and
 //! `HTTP2-Settings`), and only then are `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`,
 //! `X-Forwarded-Host` and `X-Request-Id` set, so a client can neither strip nor forge them
-//! through `Connection`. A WebSocket handshake (RFC 6455 §4.1) keeps `Upgrade: websocket` and
-//! `Connection: Upgrade`. The client's `Host` is passed through untouched.
+//! through `Connection`. A protocol upgrade (RFC 9110 §7.8: WebSocket, RFC 6455 §4.1, or any
+//! other protocol) keeps `Upgrade` and `Connection: Upgrade`, except `h2c`, which is removed
+//! (switchyard speaks HTTP/1.1 to upstreams). The client's `Host` is passed through untouched.
 //!
 //! pingora has its own upstream header policy; the proxy switches it to `preserve` and applies
 //! these rules instead, because pingora rejects (rather than removes) some `Connection`
@@ -41,16 +42,25 @@ fn protected_from_nomination(name: &HeaderName) -> bool {
     *name == header::HOST || *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING
 }
 
-/// `Upgrade: websocket` with `Connection: upgrade` on an HTTP/1.1 GET (RFC 6455 §4.1).
-pub fn is_websocket_upgrade(req: &RequestHeader) -> bool {
-    req.method == http::Method::GET
-        && req.version == http::Version::HTTP_11
-        && req
-            .headers
-            .get(header::UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-        && connection_tokens(req.headers.get_all(header::CONNECTION))
+/// The protocols an HTTP/1.1 upgrade request asks for (RFC 9110 §7.8: `Upgrade` nominated by
+/// `Connection`), without `h2c`: the value to forward, if any protocol is left.
+pub fn upgrade_protocols(req: &RequestHeader) -> Option<HeaderValue> {
+    if req.version != http::Version::HTTP_11
+        || !connection_tokens(req.headers.get_all(header::CONNECTION))
             .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+    {
+        return None;
+    }
+    let kept: Vec<&[u8]> = connection_tokens(req.headers.get_all(header::UPGRADE))
+        .filter(|p| {
+            let name = p.split(|b| *b == b'/').next().unwrap_or(p);
+            !name.trim_ascii().eq_ignore_ascii_case(b"h2c")
+        })
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(&kept.join(&b", "[..])).ok()
 }
 
 fn connection_tokens<'a>(
@@ -83,9 +93,17 @@ pub fn check_request(req: &RequestHeader) -> Result<(), (u16, &'static str)> {
     if raw.contains(&b'#') {
         return Err((400, "fragment in the request target"));
     }
-    // §3.2.4: the asterisk form is only for a server-wide OPTIONS.
-    if raw == b"*" && req.method != http::Method::OPTIONS {
-        return Err((400, "the * request target is only for OPTIONS"));
+    // §3.2: origin form (`/…`), absolute form, or the asterisk form; §3.2.4: the asterisk form
+    // is a lone `*`, and only for a server-wide OPTIONS (`OPTIONS */x` is not one).
+    if raw == b"*" {
+        if req.method != http::Method::OPTIONS {
+            return Err((400, "the * request target is only for OPTIONS"));
+        }
+    } else if raw.first() != Some(&b'/') && absolute_target(req).is_none() {
+        return Err((
+            400,
+            "request target is not in origin, absolute or asterisk form",
+        ));
     }
     // §6.1: chunked is applied once and last (pingora checks "last"); other codings are not
     // decoded here (RFC 9112 §6.1: 501).
@@ -196,10 +214,11 @@ pub fn prepare_upstream_request(
         .headers
         .keys()
         .any(|k| HOP_BY_HOP.contains(k) || *k == IGNORED_HOST);
-    let websocket = has_hop_by_hop && is_websocket_upgrade(req);
-    let upgrade_value = websocket
-        .then(|| req.headers.get(header::UPGRADE).cloned())
-        .flatten();
+    let upgrade_value = if has_hop_by_hop {
+        upgrade_protocols(req)
+    } else {
+        None
+    };
     if has_hop_by_hop {
         for name in nominated(&req.headers) {
             req.remove_header(&name);
@@ -351,12 +370,35 @@ mod tests {
             ("Connection", "keep-alive, Upgrade"),
             ("Sec-WebSocket-Key", "k"),
         ]);
-        assert!(is_websocket_upgrade(&r));
+        assert!(upgrade_protocols(&r).is_some());
         let id = HeaderValue::from_static("rid");
         prepare_upstream_request(&mut r, None, &id).unwrap();
         assert_eq!(get(&r, "upgrade"), vec!["websocket"]);
         assert_eq!(get(&r, "connection"), vec!["Upgrade"]);
         assert_eq!(get(&r, "sec-websocket-key"), vec!["k"]);
+    }
+
+    #[test]
+    fn any_upgrade_but_h2c_is_kept() {
+        let upgrade = |v: &str| {
+            let mut r = req(&[("Upgrade", v), ("Connection", "Upgrade")]);
+            prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid")).unwrap();
+            (
+                get(&r, "upgrade").join("|"),
+                get(&r, "connection").join("|"),
+            )
+        };
+        assert_eq!(
+            upgrade("custom_protocol"),
+            ("custom_protocol".into(), "Upgrade".into())
+        );
+        assert_eq!(upgrade("h2c, foo/2"), ("foo/2".into(), "Upgrade".into()));
+        assert_eq!(upgrade("h2c"), (String::new(), String::new()));
+        // Without `Connection: upgrade` it is not an upgrade request.
+        let mut r = req(&[("Upgrade", "custom_protocol")]);
+        assert!(upgrade_protocols(&r).is_none());
+        prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid")).unwrap();
+        assert!(get(&r, "upgrade").is_empty());
     }
 
     #[test]

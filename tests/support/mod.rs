@@ -325,7 +325,11 @@ fn serve_conn(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler, stop:
                 return;
             }
             Action::UpgradeEcho => {
-                let _ = w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+                let protocol = req.header("upgrade").unwrap_or("websocket").to_string();
+                let _ = w.write_all(
+                    format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n")
+                        .as_bytes(),
+                );
                 let mut buf = [0u8; 1024];
                 loop {
                     match r.read(&mut buf) {
