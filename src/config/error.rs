@@ -64,8 +64,8 @@ impl Issues {
     pub fn push(&mut self, mark: Mark, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Issue {
             mark,
-            path: path.into(),
-            message: message.into(),
+            path: shorten(path.into()),
+            message: shorten(message.into()),
         });
     }
 
@@ -93,6 +93,43 @@ impl Issues {
                 })
                 .collect(),
         )
+    }
+}
+
+/// The most characters of a value quoted in an error message: a bad value is quoted, not
+/// echoed (a 10 MB `addr` must not come back as a 10 MB answer and log line).
+pub const MAX_QUOTE: usize = 100;
+
+/// The longest error message kept, whatever it contains.
+const MAX_MESSAGE: usize = 1000;
+
+/// Cut every `` `quoted` `` span longer than [`MAX_QUOTE`] characters (noting its full size),
+/// and the whole text at [`MAX_MESSAGE`] characters.
+pub fn shorten(text: String) -> String {
+    if text.len() <= MAX_QUOTE {
+        return text;
+    }
+    let mut out = String::with_capacity(MAX_MESSAGE.min(text.len()));
+    for (i, part) in text.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        match part.char_indices().nth(MAX_QUOTE) {
+            // Odd parts are inside backticks.
+            Some((cut, _)) if i % 2 == 1 => {
+                out.push_str(&part[..cut]);
+                out.push_str(&format!("… ({} bytes)", part.len()));
+            }
+            _ => out.push_str(part),
+        }
+    }
+    match out.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => {
+            out.truncate(cut);
+            out.push('…');
+            out
+        }
+        None => out,
     }
 }
 
@@ -137,5 +174,19 @@ mod tests {
         issues.push(Mark { line: 3, col: 5 }, "admin.lisen", "unknown key");
         let errs = issues.into_errors("conf.yaml");
         assert_eq!(errs.to_string(), "conf.yaml:3:5: admin.lisen: unknown key");
+    }
+
+    #[test]
+    fn long_quoted_values_are_cut() {
+        let long = "x".repeat(5000);
+        let msg = shorten(format!("`{long}` is not host:port; see `addr`"));
+        assert!(msg.starts_with(&format!("`{}… (5000 bytes)`", "x".repeat(MAX_QUOTE))), "{msg}");
+        assert!(msg.ends_with("is not host:port; see `addr`"), "{msg}");
+        assert_eq!(shorten("short `one`".into()), "short `one`");
+        let unquoted = shorten("y".repeat(5000));
+        assert_eq!(unquoted.chars().count(), MAX_MESSAGE + 1);
+        // Multi-byte characters are cut on a character boundary.
+        let wide = shorten(format!("`{}`", "é".repeat(300)));
+        assert!(wide.contains("… (600 bytes)"), "{wide}");
     }
 }

@@ -128,3 +128,15 @@ fn durations_sizes_and_unknown_keys() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_huge_bad_value_is_quoted_not_echoed() {
+    let addr = "a".repeat(1_000_000);
+    let text = format!(
+        "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {{servers: [{{addr: \"{addr}\"}}]}}\n"
+    );
+    let errors = crate::config::load_str_offline(&text).unwrap_err();
+    let shown = errors.to_string();
+    assert!(shown.contains("servers[0].addr"), "{shown}");
+    assert!(shown.len() < 400, "{} bytes: {}", shown.len(), &shown[..400]);
+}
