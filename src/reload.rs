@@ -15,6 +15,7 @@
 //! The file is read once per reload; its bytes go to [`state::build`], the same path the
 //! start-up takes.
 
+use crate::config;
 use crate::state::{self, Store};
 use notify::{RecursiveMode, Watcher};
 use std::collections::hash_map::DefaultHasher;
@@ -95,11 +96,8 @@ impl Reloader {
     /// Reload now (SIGHUP, `POST /reload`). Returns the new generation.
     pub fn reload(&self, trigger: &str) -> Result<u64, ReloadRejected> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes = std::fs::read(&self.path).map_err(|e| ReloadRejected {
-            errors: vec![format!(
-                "{}: cannot read the config file: {e}",
-                self.path.display()
-            )],
+        let bytes = config::read(&self.path).map_err(|e| ReloadRejected {
+            errors: e.0.iter().map(ToString::to_string).collect(),
         });
         if let Ok(b) = &bytes {
             *last = Some(content_hash(b));
@@ -111,7 +109,15 @@ impl Reloader {
     fn reload_if_changed(&self) -> Option<Result<u64, ReloadRejected>> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         // Unreadable mid-swap: the next event or a later read will tell.
-        let bytes = std::fs::read(&self.path).ok()?;
+        let bytes = match config::read(&self.path) {
+            Ok(b) => b,
+            // Missing for a moment (an editor's or a ConfigMap's swap): the next event will tell.
+            Err(_) if !self.path.exists() => return None,
+            Err(e) => {
+                let errors = e.0.iter().map(ToString::to_string).collect();
+                return Some(self.apply("file change", Err(ReloadRejected { errors })));
+            }
+        };
         let hash = content_hash(&bytes);
         if *last == Some(hash) {
             return None;

@@ -1,7 +1,7 @@
 //! Build the pingora server from a validated config and run it until shutdown.
 
 use crate::admin::Admin;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::proxy::Switchyard;
@@ -86,8 +86,7 @@ pub fn server_conf(config: &Config) -> ServerConf {
 /// Run the proxy. Returns only on a start-up error; otherwise the process exits when done.
 pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     let path = opts.config_path;
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let bytes = config::read(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let initial = match state::build(path, &bytes, None) {
         Ok(s) => s,
         Err(errors) => {

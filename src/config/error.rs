@@ -180,7 +180,10 @@ mod tests {
     fn long_quoted_values_are_cut() {
         let long = "x".repeat(5000);
         let msg = shorten(format!("`{long}` is not host:port; see `addr`"));
-        assert!(msg.starts_with(&format!("`{}… (5000 bytes)`", "x".repeat(MAX_QUOTE))), "{msg}");
+        assert!(
+            msg.starts_with(&format!("`{}… (5000 bytes)`", "x".repeat(MAX_QUOTE))),
+            "{msg}"
+        );
         assert!(msg.ends_with("is not host:port; see `addr`"), "{msg}");
         assert_eq!(shorten("short `one`".into()), "short `one`");
         let unquoted = shorten("y".repeat(5000));

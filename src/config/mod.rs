@@ -22,11 +22,33 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The largest config file accepted. A real config, even with 10 000 servers, is a fraction of
+/// this; the bound keeps a wrong file (a log, a dump) from being read into memory whole.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Read, parse and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| file_error(path, format!("cannot read the config file: {e}")))?;
-    load_bytes(&bytes, path)
+    load_bytes(&read(path)?, path)
+}
+
+/// Read a config file, refusing one larger than [`MAX_FILE_BYTES`] without reading it whole.
+pub fn read(path: &Path) -> Result<Vec<u8>, ConfigErrors> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| file_error(path, format!("cannot read the config file: {e}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(file_error(
+            path,
+            format!(
+                "the config file is larger than {} MiB; is it the right file?",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Parse and validate the content of the config file at `path` (already read).

@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// Upper bound on nodes built, aliases included: far above any real config (10 000 servers is
-/// about 60 000 nodes), far below what would hurt.
-const MAX_NODES: usize = 5_000_000;
+/// about 60 000 nodes), far below what would hurt (a document refused at this bound has cost a
+/// few tens of MB at most; aliases are counted before they are copied).
+const MAX_NODES: usize = 300_000;
 
 /// A position in the config file, both 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,7 +128,8 @@ fn is_null_plain(text: &str) -> bool {
 }
 
 struct Builder {
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their sizes, so an alias is counted before it is copied.
+    anchors: HashMap<usize, (Node, usize)>,
     nodes: usize,
 }
 
@@ -145,7 +147,7 @@ impl Builder {
 
     fn remember(&mut self, anchor: usize, node: &Node) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size_of(node)));
         }
     }
 }
@@ -238,11 +240,17 @@ fn build<'i>(
             Ok(node)
         }
         Event::Alias(id) => {
-            let node = b.anchors.get(&id).cloned().ok_or_else(|| YamlError {
-                mark,
-                message: "alias to an unknown anchor".into(),
-            })?;
-            b.count(size_of(&node), mark)?;
+            let size = b
+                .anchors
+                .get(&id)
+                .map(|(_, size)| *size)
+                .ok_or_else(|| YamlError {
+                    mark,
+                    message: "alias to an unknown anchor".into(),
+                })?;
+            // Counted before the copy: an alias bomb is refused before it costs memory.
+            b.count(size, mark)?;
+            let node = b.anchors[&id].0.clone();
             // The alias is reported where it is used.
             Ok(Node { mark, ..node })
         }

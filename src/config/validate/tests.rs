@@ -138,5 +138,10 @@ fn a_huge_bad_value_is_quoted_not_echoed() {
     let errors = crate::config::load_str_offline(&text).unwrap_err();
     let shown = errors.to_string();
     assert!(shown.contains("servers[0].addr"), "{shown}");
-    assert!(shown.len() < 400, "{} bytes: {}", shown.len(), &shown[..400]);
+    assert!(
+        shown.len() < 400,
+        "{} bytes: {}",
+        shown.len(),
+        &shown[..400]
+    );
 }

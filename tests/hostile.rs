@@ -1,0 +1,83 @@
+//! What an operator's mistake or a hostile push does to a running proxy: it is refused, costs
+//! little, and traffic goes on.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::{Mock, Proxy, get, request};
+
+fn base(mock: &Mock) -> String {
+    format!(
+        "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 1\naccess_log: off\nwatch: false\nupstreams:\n  app: {{servers: [{{addr: \"{}\"}}]}}\n",
+        mock.addr
+    )
+}
+
+/// Peak resident memory of a process so far (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn reload_with(p: &Proxy, text: &str) -> (support::Response, Duration) {
+    std::fs::write(&p.config_path, text).unwrap();
+    let started = Instant::now();
+    let r = request(p.admin, "POST", "/reload", &[], b"");
+    (r, started.elapsed())
+}
+
+#[test]
+fn an_alias_bomb_is_refused_cheaply() {
+    let mock = Mock::named("ok");
+    let p = Proxy::start(&base(&mock));
+    assert_eq!(get(p.addr, "/").status, 200);
+    let before = peak_rss_kib(p.child.id());
+    // "Billion laughs": nine levels of ten aliases each, under 1 KiB of YAML.
+    let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let prev = i - 1;
+        bomb.push_str(&format!(
+            "l{i}: &l{i} [{}]\n",
+            vec![format!("*l{prev}"); 10].join(", ")
+        ));
+    }
+    assert!(bomb.len() < 1024);
+    let (r, took) = reload_with(&p, &bomb);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("too large"), "{}", r.text());
+    let grew_mib = peak_rss_kib(p.child.id()).saturating_sub(before) / 1024;
+    assert!(grew_mib < 50, "the refused file cost {grew_mib} MiB");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(get(p.addr, "/").status, 200);
+}
+
+#[test]
+fn a_huge_file_and_a_huge_value_are_refused_with_short_errors() {
+    let mock = Mock::named("ok");
+    let p = Proxy::start(&base(&mock));
+    let text = std::fs::read_to_string(&p.config_path).unwrap();
+
+    // A 3 MB address: refused, and the answer quotes only the start of it.
+    let huge_addr = text.replace(&mock.addr.to_string(), &"9".repeat(3_000_000));
+    let (r, _) = reload_with(&p, &huge_addr);
+    assert_eq!(r.status, 422);
+    assert!(r.body.len() < 1000, "a {} byte answer", r.body.len());
+    assert!(r.text().contains("servers[0].addr"), "{}", r.text());
+    let stderr = p.stderr();
+    assert!(
+        stderr.lines().all(|l| l.len() < 2000),
+        "a log line of {} bytes",
+        stderr.lines().map(str::len).max().unwrap_or(0)
+    );
+
+    // A file over 4 MiB is not read whole at all.
+    let big = format!("{text}# {}\n", "x".repeat(5 << 20));
+    let (r, _) = reload_with(&p, &big);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("larger than 4 MiB"), "{}", r.text());
+    assert_eq!(get(p.addr, "/").status, 200);
+}
