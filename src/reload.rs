@@ -26,8 +26,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// Quiet time after the last file event before the file is read.
+/// Quiet time after the last event about the config file before it is read.
 pub const SETTLE: Duration = Duration::from_millis(150);
+
+/// Longest wait for a burst of events to end: an edit is applied within this (plus the load)
+/// even while the file keeps changing.
+pub const SETTLE_MAX: Duration = Duration::from_millis(500);
 
 /// Why a reload did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,9 +169,14 @@ impl Reloader {
     /// Runs on its own thread; returns an error only if watching cannot start.
     pub fn watch(self: &Arc<Self>) -> notify::Result<()> {
         let (tx, rx) = mpsc::channel::<()>();
+        let path = self.path.clone();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if res.is_ok() {
+                // Only events about the config file or a link on its way count: a log file
+                // written next to it must not hold back (or trigger) a reload.
+                if let Ok(event) = res
+                    && event.paths.iter().any(|p| concerns(&path, p))
+                {
                     let _ = tx.send(());
                 }
             })?;
@@ -181,8 +190,14 @@ impl Reloader {
                 // The watcher lives (and keeps sending) as long as this thread.
                 let _watcher = watcher;
                 while rx.recv().is_ok() {
-                    // Coalesce a burst of events into one look at the file.
-                    while rx.recv_timeout(SETTLE).is_ok() {}
+                    // Coalesce a burst of events into one look at the file, but never wait
+                    // longer than SETTLE_MAX for the burst to end.
+                    let burst_end = std::time::Instant::now() + SETTLE_MAX;
+                    while let Some(wait) = burst_end
+                        .checked_duration_since(std::time::Instant::now())
+                        .map(|left| left.min(SETTLE))
+                        && rx.recv_timeout(wait).is_ok()
+                    {}
                     if !me.store.load().config.watch {
                         continue;
                     }
@@ -192,6 +207,66 @@ impl Reloader {
             .map_err(|e| notify::Error::generic(&e.to_string()))?;
         Ok(())
     }
+}
+
+/// Whether a file event at `event_path` concerns the config at `config`: the file itself, or
+/// any link on the way to it, or what such a link points to (a Kubernetes ConfigMap swaps the
+/// `..data` link; an editor renames a new file over the old one).
+fn concerns(config: &Path, event_path: &Path) -> bool {
+    let event = normalized(event_path);
+    chain(config).iter().any(|p| normalized(p) == event)
+}
+
+/// A path with its directory made canonical (the file itself may be gone, or a link), so
+/// `./switchyard.yaml`, `switchyard.yaml` and `/etc/switchyard/switchyard.yaml` compare equal.
+fn normalized(p: &Path) -> PathBuf {
+    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+        return p.to_path_buf();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::canonicalize(dir).map_or_else(|_| p.to_path_buf(), |d| d.join(name))
+}
+
+/// The config path and every path met while resolving it: each symlink, each link target and
+/// the directories a relative target goes through. Computed on each event, so it follows
+/// swaps; bounded against link loops.
+fn chain(config: &Path) -> Vec<PathBuf> {
+    let mut out = vec![config.to_path_buf()];
+    let mut pending = vec![config.to_path_buf()];
+    while let Some(p) = pending.pop() {
+        if out.len() > 64 {
+            break;
+        }
+        // Every ancestor that is a link counts too (`..data` in `..data/switchyard.yaml`).
+        for ancestor in p.ancestors().skip(1).take(4) {
+            if ancestor.is_symlink() && !out.iter().any(|o| o == ancestor) {
+                out.push(ancestor.to_path_buf());
+                pending.push(ancestor.to_path_buf());
+            }
+        }
+        let Ok(target) = std::fs::read_link(&p) else {
+            continue;
+        };
+        let target = match p.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+        if !out.contains(&target) {
+            out.push(target.clone());
+            pending.push(target);
+        }
+    }
+    // Where it all leads (events in the target's directory name the real file).
+    if let Ok(real) = std::fs::canonicalize(config)
+        && !out.contains(&real)
+    {
+        out.push(real);
+    }
+    out
 }
 
 /// The directory of the config path, and that of the file it resolves to if different.
@@ -221,6 +296,24 @@ fn unix_now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_file_and_its_links_concern_the_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("..v1")).unwrap();
+        std::fs::write(d.join("..v1/switchyard.yaml"), "x").unwrap();
+        std::os::unix::fs::symlink("..v1", d.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/switchyard.yaml", d.join("switchyard.yaml")).unwrap();
+        let config = d.join("switchyard.yaml");
+        assert!(concerns(&config, &config));
+        assert!(concerns(&config, &d.join("..data")));
+        assert!(concerns(&config, &d.join("..v1/switchyard.yaml")));
+        assert!(!concerns(&config, &d.join("access.log")));
+        assert!(!concerns(&config, &d.join("..data_tmp")));
+        // The same file named through another spelling of its directory.
+        assert!(concerns(&config, &d.join("..v1/../switchyard.yaml")));
+    }
 
     #[test]
     fn watches_the_directory_and_the_symlink_target_directory() {

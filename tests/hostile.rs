@@ -81,3 +81,43 @@ fn a_huge_file_and_a_huge_value_are_refused_with_short_errors() {
     assert!(r.text().contains("larger than 4 MiB"), "{}", r.text());
     assert_eq!(get(p.addr, "/").status, 200);
 }
+
+#[test]
+fn an_edit_is_applied_while_the_config_directory_keeps_changing() {
+    let (a, b) = (Mock::named("a"), Mock::named("b"));
+    let p = Proxy::start(&base(&a).replace("watch: false\n", ""));
+    assert_eq!(get(p.addr, "/").text(), "a");
+    // Something else in the directory changes every 20 ms (a log file, say), throughout.
+    let noisy = p.config_path.with_file_name("noise.log");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(noisy).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = writeln!(f, "a line");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let noise = p.config_path.with_file_name("noise.log");
+    support::wait_until("the noise under way", Duration::from_secs(5), || {
+        std::fs::read_to_string(&noise).is_ok_and(|t| t.lines().count() >= 10)
+    });
+    let text = std::fs::read_to_string(&p.config_path).unwrap();
+    std::fs::write(
+        &p.config_path,
+        text.replace(&a.addr.to_string(), &b.addr.to_string()),
+    )
+    .unwrap();
+    let edited = Instant::now();
+    support::wait_until("the edit applied", Duration::from_secs(3), || {
+        p.status_json()["generation"] == 2
+    });
+    let took = edited.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    eprintln!("applied {took:?} after the edit");
+    assert_eq!(get(p.addr, "/").text(), "b");
+}
