@@ -4,14 +4,21 @@
 //! `tracing-appender` non-blocking writer, whose own thread does the (possibly slow) write, so a
 //! slow disk or pipe never stalls request handling. Lines are not dropped when that thread falls
 //! behind: the worker then waits, like nginx does on a full disk.
+//!
+//! A log file can be reopened ([`AccessLogger::reopen`]: `SIGUSR1`, and every reload), as
+//! nginx's `-s reopen`, so logrotate can move it away without `copytruncate`: the writer
+//! thread reopens the path before its next write.
 
 use crate::config::{AccessLog, LogFormat};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::cell::RefCell;
+use std::fs::File;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
@@ -53,6 +60,8 @@ pub struct AccessLogger {
     target: AccessLog,
     format: LogFormat,
     writer: Option<NonBlocking>,
+    /// Bumped to ask the writer thread to reopen the file.
+    reopen: Arc<AtomicU64>,
     /// Dropping the guard flushes the writer thread; taken by [`AccessLogger::shutdown`].
     guard: Mutex<Option<WorkerGuard>>,
 }
@@ -73,6 +82,7 @@ thread_local! {
 impl AccessLogger {
     /// Open the log. A file is opened for appending (created if missing).
     pub fn open(target: &AccessLog, format: LogFormat) -> std::io::Result<AccessLogger> {
+        let reopen = Arc::new(AtomicU64::new(0));
         let builder = || {
             NonBlockingBuilder::default()
                 .lossy(false)
@@ -85,10 +95,7 @@ impl AccessLogger {
                 (Some(w), Some(g))
             }
             AccessLog::File(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
+                let file = LogFile::open(path, Arc::clone(&reopen))?;
                 let (w, g) = builder().finish(file);
                 (Some(w), Some(g))
             }
@@ -97,6 +104,7 @@ impl AccessLogger {
             target: target.clone(),
             format,
             writer,
+            reopen,
             guard: Mutex::new(guard),
         })
     }
@@ -106,8 +114,15 @@ impl AccessLogger {
             target: AccessLog::Off,
             format: LogFormat::Json,
             writer: None,
+            reopen: Arc::default(),
             guard: Mutex::new(None),
         }
+    }
+
+    /// Reopen the log file (after logrotate moved it): the next line goes to a file at the
+    /// configured path, created if missing. Nothing to do for stdout or `off`.
+    pub fn reopen(&self) {
+        self.reopen.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn is_on(&self) -> bool {
@@ -141,6 +156,55 @@ impl AccessLogger {
     pub fn shutdown(&self) {
         let guard = self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(guard);
+    }
+}
+
+/// The log file as the writer thread holds it: reopened at its path before the next write
+/// whenever [`AccessLogger::reopen`] was called.
+struct LogFile {
+    path: PathBuf,
+    file: File,
+    reopen: Arc<AtomicU64>,
+    opened_at: u64,
+}
+
+impl LogFile {
+    fn open(path: &Path, reopen: Arc<AtomicU64>) -> std::io::Result<LogFile> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: append(path)?,
+            opened_at: reopen.load(Ordering::Relaxed),
+            reopen,
+        })
+    }
+}
+
+fn append(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let wanted = self.reopen.load(Ordering::Relaxed);
+        if wanted != self.opened_at {
+            self.opened_at = wanted;
+            match append(&self.path) {
+                Ok(f) => self.file = f,
+                // Keep writing to the old file rather than lose lines; say so once.
+                Err(e) => tracing::error!(
+                    path = %self.path.display(),
+                    "cannot reopen the access log ({e}); still writing to the old file"
+                ),
+            }
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

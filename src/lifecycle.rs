@@ -84,6 +84,25 @@ pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionP
         .ok();
 }
 
+/// Reopen the access log on every `SIGUSR1` (nginx's `-s reopen`, for logrotate).
+pub fn reopen_log_on_sigusr1(store: crate::state::Store) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let mut usr1 = rt.block_on(async { signal(SignalKind::user_defined1()) })?;
+    std::thread::Builder::new()
+        .name("sigusr1".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                while usr1.recv().await.is_some() {
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    store.load().access_log.reopen();
+                }
+            })
+        })?;
+    Ok(())
+}
+
 /// Reload on every `SIGHUP`, on a thread of its own.
 pub fn reload_on_sighup(reloader: Arc<crate::reload::Reloader>) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()

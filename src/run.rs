@@ -123,6 +123,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
         &bytes,
     ));
     lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
+    lifecycle::reopen_log_on_sigusr1(Arc::clone(&store)).context("cannot listen for SIGUSR1")?;
     // The watcher always runs; it reloads only while the running config says `watch: true`.
     if let Err(e) = reloader.watch()
         && config.watch

@@ -58,6 +58,8 @@ pub fn build(
             if p.access_log
                 .matches(&config.access_log, config.access_log_format) =>
         {
+            // The same log: reopened, so a reload also picks up a rotated file.
+            p.access_log.reopen();
             Arc::clone(&p.access_log)
         }
         _ => Arc::new(

@@ -591,3 +591,61 @@ fn after_a_reload_moves_the_access_log_every_line_reaches_the_new_file() {
     assert_eq!(b.len(), 1000, "lines written to the second log");
     assert!(b.iter().all(|l| l.contains("\"/second/")));
 }
+
+#[test]
+fn sigusr1_and_a_reload_reopen_a_rotated_access_log() {
+    let mock = Mock::named("ok");
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("access.log");
+    let p = start(&config(&[(&mock, 1)], "watch: false\n").replace(
+        "access_log: off",
+        &format!("access_log: \"{}\"", log.display()),
+    ));
+    let lines = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    for _ in 0..3 {
+        get(p.addr, "/before");
+    }
+    support::wait_until("3 lines logged", Duration::from_secs(5), || {
+        lines(&log) == 3
+    });
+
+    // logrotate: move the file away, then signal.
+    let rotated = logs.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    p.signal("USR1");
+    // The signal is handled on its own thread: wait until a request's line lands in a new file.
+    support::wait_until("a new access.log", Duration::from_secs(5), || {
+        get(p.addr, "/after-usr1");
+        lines(&log) > 0
+    });
+    let in_rotated = lines(&rotated);
+    assert!(in_rotated >= 3, "the rotated file lost lines");
+    // At most the requests sent before the signal was handled went to the old file.
+    assert!(
+        std::fs::read_to_string(&rotated)
+            .unwrap()
+            .contains("/before"),
+        "rotated file"
+    );
+
+    // A reload reopens it too.
+    let rotated2 = logs.path().join("access.log.2");
+    std::fs::rename(&log, &rotated2).unwrap();
+    assert_eq!(post_reload(&p).status, 200);
+    get(p.addr, "/after-reload");
+    support::wait_until(
+        "a line in the reopened file",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("/after-reload")),
+    );
+    assert!(
+        !std::fs::read_to_string(&rotated2)
+            .unwrap()
+            .contains("/after-reload")
+    );
+}
