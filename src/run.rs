@@ -8,6 +8,7 @@ use crate::proxy::Switchyard;
 use crate::proxy::front::FrontDoor;
 use crate::reload::Reloader;
 use crate::services::health::HealthChecker;
+use crate::services::outage::OutageProber;
 use crate::state::{self, Store};
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
@@ -174,6 +175,13 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     );
     health.threads = Some(1);
     server.add_service(health);
+
+    let mut outage = pingora::services::background::background_service(
+        "outage probes",
+        OutageProber::new(Arc::clone(&store)),
+    );
+    outage.threads = Some(1);
+    server.add_service(outage);
 
     server.run(RunArgs::default());
     lifecycle::exit(0)

@@ -382,3 +382,48 @@ fn killing_one_of_three_servers_under_load_fails_no_request() {
         mocks[1].hits()
     );
 }
+
+/// SPEC §3 total outage, with default settings (breakers open for 30 s): the pool notices
+/// within about a second that servers are back.
+#[test]
+fn after_a_total_outage_the_first_200_comes_within_5_s_of_the_servers_return() {
+    let mocks: Vec<Mock> = (0..3).map(|i| Mock::named(&format!("s{i}"))).collect();
+    let addrs: Vec<_> = mocks.iter().map(|m| m.addr).collect();
+    let p = Proxy::start(&pool(
+        &addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "",
+    ));
+    assert_eq!(get(p.addr, "/").status, 200);
+    for m in &mocks {
+        m.kill();
+    }
+    // Down: requests fail until every breaker is open, then get 503 at once.
+    support::wait_until("every breaker open", Duration::from_secs(10), || {
+        get(p.addr, "/");
+        (0..3).all(|i| breaker_state(&p, i) == "open")
+    });
+    assert_eq!(get(p.addr, "/").status, 503);
+    // Back (on the same addresses).
+    let _back: Vec<Mock> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Mock::start_on(*a, move |_| Action::ok(&format!("s{i}"))))
+        .collect();
+    let returned = Instant::now();
+    support::wait_until(
+        "a 200 after the servers' return",
+        Duration::from_secs(8),
+        || {
+            thread::sleep(Duration::from_millis(50)); // a client's request rate, not a wait
+            get(p.addr, "/").status == 200
+        },
+    );
+    let took = returned.elapsed();
+    eprintln!("first 200 {took:?} after the servers came back");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The other servers follow.
+    support::wait_until("every breaker closed", Duration::from_secs(8), || {
+        get(p.addr, "/");
+        (0..3).all(|i| breaker_state(&p, i) == "closed")
+    });
+}

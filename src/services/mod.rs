@@ -1,4 +1,5 @@
 //! Background services beside the proxy: thin network loops that read the live state and
-//! feed results back into it (active health checks).
+//! feed results back into it (active health checks, total-outage probes).
 
 pub mod health;
+pub mod outage;

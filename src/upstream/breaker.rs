@@ -234,6 +234,31 @@ impl Breaker {
         }
     }
 
+    /// Whether the breaker is open and its open period still running (not yet half-open).
+    pub fn is_open(&self, now: Instant) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let inner = self.lock();
+        inner.state == BreakerState::Open && inner.open_until.is_some_and(|t| now < t)
+    }
+
+    /// End the open period now (the server answers connections again while its whole pool is
+    /// out): the breaker half-opens, and the next request is its trial, whose outcome decides
+    /// as usual. The open period's length is kept, so a failed trial still doubles it.
+    /// Returns whether it was open.
+    pub fn end_open_period(&self, now: Instant) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut inner = self.lock();
+        if inner.state != BreakerState::Open || inner.open_until.is_none_or(|t| now >= t) {
+            return false;
+        }
+        inner.open_until = Some(now);
+        true
+    }
+
     /// Time until an open breaker half-opens; `None` unless open.
     pub fn reopens_in(&self, now: Instant) -> Option<Duration> {
         if self.closed.load(Ordering::Acquire) {
@@ -244,6 +269,43 @@ impl Breaker {
             BreakerState::Open => inner.open_until.map(|t| t.saturating_duration_since(now)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+    use crate::config::OutcomeSet;
+    use std::num::NonZeroU32;
+
+    #[test]
+    fn ending_the_open_period_half_opens_and_a_failed_trial_still_doubles() {
+        let policy = BreakerPolicy {
+            failures: NonZeroU32::new(1).unwrap(),
+            open_for: Duration::from_secs(30),
+            max_open_for: Duration::from_secs(300),
+            half_open_requests: NonZeroU32::new(1).unwrap(),
+            on: {
+                let mut s = OutcomeSet::default();
+                s.insert_name("error").unwrap();
+                s
+            },
+        };
+        let b = Breaker::default();
+        let t = Instant::now();
+        assert!(!b.end_open_period(t), "a closed breaker has no open period");
+        b.record(Admission::Normal, true, t, &policy);
+        assert!(b.is_open(t + Duration::from_secs(2)));
+        assert!(b.end_open_period(t + Duration::from_secs(2)));
+        assert!(!b.is_open(t + Duration::from_secs(2)));
+        assert_eq!(b.state(t + Duration::from_secs(2)), BreakerState::HalfOpen);
+        // The trial fails: open again for twice the period.
+        let (a, _) = b.admit(t + Duration::from_secs(2), &policy);
+        b.record(a.unwrap(), true, t + Duration::from_secs(2), &policy);
+        assert_eq!(
+            b.reopens_in(t + Duration::from_secs(2)),
+            Some(Duration::from_secs(60))
+        );
     }
 }
 

@@ -155,6 +155,12 @@ impl Pool {
         true
     }
 
+    /// Whether every server of the pool has an open breaker (a total outage): then the pool
+    /// looks for servers that are back ahead of their open periods.
+    pub fn in_total_outage(&self, now: Instant) -> bool {
+        !self.servers.is_empty() && self.servers.iter().all(|s| s.stats.breaker.is_open(now))
+    }
+
     /// How long until the pool may have a server again: until the earliest breaker
     /// half-opens; else a health-check interval; else one second.
     pub fn retry_after(&self, now: Instant) -> Duration {
