@@ -39,6 +39,44 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// SPEC §9: with `admin.token_file`, everything but `GET /healthz` needs the bearer token
+    /// (401); `POST /reload` from a browser context (an `Origin` header) is refused (403), so
+    /// no web page can reload the proxy, whatever DNS rebinding makes it believe.
+    /// The answer refusing this request, if it is refused.
+    fn refusal(&self, req: &pingora::http::RequestHeader, read: bool) -> Option<Response<Vec<u8>>> {
+        let path = req.uri.path();
+        if let Some(token) = &self.store.load().config.admin_token
+            && !(read && path == "/healthz")
+        {
+            let presented = req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes())
+                .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+                .map(|v| v[7..].trim_ascii());
+            if !presented.is_some_and(|t| token.matches(t)) {
+                let mut r = text(
+                    StatusCode::UNAUTHORIZED,
+                    "401 Unauthorized: a bearer token is needed\n",
+                );
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"switchyard admin\""),
+                );
+                return Some(r);
+            }
+        }
+        if path == "/reload" && req.headers.contains_key(http::header::ORIGIN) {
+            return Some(text(
+                StatusCode::FORBIDDEN,
+                "403 Forbidden: /reload does not take requests from web pages\n",
+            ));
+        }
+        None
+    }
+}
+
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()
         .status(status)
@@ -228,6 +266,9 @@ impl ServeHttp for Admin {
         let req = session.req_header();
         let method = req.method.clone();
         let read = method == Method::GET || method == Method::HEAD;
+        if let Some(refused) = self.refusal(req, read) {
+            return refused;
+        }
         match (req.uri.path(), read) {
             ("/healthz", true) => text(StatusCode::OK, "ok\n"),
             ("/status", true) => json_reply(StatusCode::OK, &StatusView::of(&self.store.load())),

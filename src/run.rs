@@ -159,11 +159,15 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(Admin::new(
+        // The same front door as the proxy port: head size, time and syntax limits.
+        FrontDoor::new(
+            HttpServer::new_app(Admin::new(
+                Arc::clone(&store),
+                Metrics::new(Arc::clone(&store), Arc::clone(&reloader.stats)),
+                reloader,
+            )),
             Arc::clone(&store),
-            Metrics::new(Arc::clone(&store), Arc::clone(&reloader.stats)),
-            reloader,
-        )),
+        ),
     );
     admin.add_tcp(&config.admin_listen.to_string());
     admin.threads = Some(1);

@@ -27,6 +27,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
     pub listen: Option<String>,
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

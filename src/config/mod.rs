@@ -113,6 +113,34 @@ fn load_str_with(
     }
 }
 
+/// The admin API's bearer token (from `admin.token_file`). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn new(token: String) -> AdminToken {
+        AdminToken(token)
+    }
+
+    /// Whether `presented` is the token, in time that does not depend on where they differ
+    /// (only a difference in length shows).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        expected.len() == presented.len()
+            && expected
+                .iter()
+                .zip(presented)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
 /// The validated configuration. Immutable; a reload builds a new one.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -120,6 +148,8 @@ pub struct Config {
     pub source: PathBuf,
     pub listen: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
+    /// `admin.token_file`'s token: when set, admin requests other than `GET /healthz` need it.
+    pub admin_token: Option<AdminToken>,
     /// Worker threads as configured; 0 means one per CPU core (see [`Config::worker_threads`]).
     pub threads: usize,
     pub shutdown_grace: Duration,

@@ -11,7 +11,7 @@ use super::error::{Issues, did_you_mean};
 use super::file::FileConfig;
 use super::units::{parse_duration, parse_listen, parse_size, resolve_addr};
 use super::yaml::{Node, Seg};
-use super::{AccessLog, Config, HostMatch, Limits, LogFormat, OutcomeSet, Route};
+use super::{AccessLog, AdminToken, Config, HostMatch, Limits, LogFormat, OutcomeSet, Route};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -209,6 +209,26 @@ pub fn validate_with(
         }
     };
 
+    let token_path = [Seg::Key("admin"), Seg::Key("token_file")];
+    let admin_token = match file.admin.as_ref().and_then(|a| a.token_file.as_deref()) {
+        Some(t) => match read_token(&source, t) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                c.err(&token_path, e);
+                None
+            }
+        },
+        None => None,
+    };
+    if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+        c.err(
+            &admin_path,
+            format!(
+                "`{admin_text}` is not a loopback address: set admin.token_file too (the admin API reloads the config and shows the whole fleet)"
+            ),
+        );
+    }
+
     let threads = file.threads.unwrap_or(0);
     if threads > 1024 {
         c.err(
@@ -375,6 +395,7 @@ pub fn validate_with(
         source,
         listen,
         admin_listen,
+        admin_token,
         threads: threads as usize,
         shutdown_grace,
         watch,
@@ -384,6 +405,36 @@ pub fn validate_with(
         upstreams,
         routes,
     })
+}
+
+/// The token in `admin.token_file` (relative to the config file's directory): the file's
+/// content without surrounding whitespace, from a regular file of at most 4 KiB.
+fn read_token(config: &std::path::Path, file: &str) -> Result<AdminToken, String> {
+    use std::io::Read;
+    let path = match config.parent() {
+        Some(dir) if std::path::Path::new(file).is_relative() => dir.join(file),
+        _ => std::path::PathBuf::from(file),
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("`{file}` is not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(4097).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read `{file}`: {e}"))?;
+    if text.len() > 4096 {
+        return Err(format!(
+            "`{file}` is larger than 4 KiB; it should hold one token"
+        ));
+    }
+    let token = text.trim();
+    if token.len() < 16 || token.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{file}` must hold one token of at least 16 characters without spaces"
+        ));
+    }
+    Ok(AdminToken::new(token.to_string()))
 }
 
 fn host_match(h: &str) -> Result<HostMatch, String> {

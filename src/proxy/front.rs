@@ -2,7 +2,9 @@
 //!
 //! [`FrontDoor`] wraps each accepted connection in a [`GuardedStream`] (head deadline, size and
 //! syntax limits), sets the body and send timeouts on each session, and serves the requests of
-//! the connection one by one through pingora's proxy (keep-alive and pipelining included).
+//! the connection one by one through a pingora HTTP application (keep-alive and pipelining
+//! included): the proxy on the proxy port, the admin API on the admin port (SPEC §9: the admin
+//! port has the proxy port's head limits).
 //! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
 //! HTTP/2 server.
 
@@ -13,7 +15,6 @@ use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::Stream;
 use pingora::protocols::http::ServerSession;
-use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
@@ -27,27 +28,26 @@ fn apply_timeouts(session: &mut ServerSession, limits: &Limits) {
     session.set_write_timeout(Some(limits.send_timeout));
 }
 
-/// The listening service's application: guards each connection, then lets pingora's proxy
-/// serve its requests one by one (keep-alive and pipelining included).
-pub struct FrontDoor<SV> {
-    proxy: Arc<HttpProxy<SV>>,
+/// The listening service's application: guards each connection, then lets the HTTP
+/// application (`app`) serve its requests one by one (keep-alive and pipelining included).
+pub struct FrontDoor<A> {
+    proxy: Arc<A>,
     store: Store,
 }
 
-impl<SV> FrontDoor<SV> {
-    pub fn new(proxy: HttpProxy<SV>, store: Store) -> Self {
+impl<A> FrontDoor<A> {
+    pub fn new(app: A, store: Store) -> Self {
         FrontDoor {
-            proxy: Arc::new(proxy),
+            proxy: Arc::new(app),
             store,
         }
     }
 }
 
 #[async_trait]
-impl<SV> ServerApp for FrontDoor<SV>
+impl<A> ServerApp for FrontDoor<A>
 where
-    SV: ProxyHttp + Send + Sync + 'static,
-    SV::CTX: Send + Sync,
+    A: HttpServerApp + Send + Sync + 'static,
 {
     async fn process_new(
         self: &Arc<Self>,

@@ -145,3 +145,37 @@ fn a_huge_bad_value_is_quoted_not_echoed() {
         &shown[..400]
     );
 }
+
+#[test]
+fn a_non_loopback_admin_needs_a_token_file() {
+    let base =
+        "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {servers: [{addr: \"127.0.0.1:1\"}]}\n";
+    let open = format!("{base}admin: {{listen: \"0.0.0.0:9901\"}}\n");
+    let errors = crate::config::load_str_offline(&open)
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("admin.listen"), "{errors}");
+    assert!(errors.contains("token_file"), "{errors}");
+    // Loopback, v4 or v6, needs none.
+    for listen in ["127.0.0.1:9901", "[::1]:9901"] {
+        let text = format!("{base}admin: {{listen: \"{listen}\"}}\n");
+        assert!(crate::config::load_str_offline(&text).is_ok(), "{listen}");
+    }
+    // A token file that is missing, or holds a short token, is an error at its key.
+    let missing = open.replace("9901\"}", "9901\", token_file: /nonexistent/token}");
+    let errors = crate::config::load_str_offline(&missing)
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("admin.token_file"), "{errors}");
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("t");
+    std::fs::write(&short, "abc\n").unwrap();
+    let text = open.replace(
+        "9901\"}",
+        &format!("9901\", token_file: \"{}\"}}", short.display()),
+    );
+    let errors = crate::config::load_str_offline(&text)
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("at least 16 characters"), "{errors}");
+}
