@@ -11,6 +11,7 @@ mod admin;
 pub mod config;
 pub mod demo;
 mod lifecycle;
+mod log_summary;
 mod metrics;
 mod proxy;
 mod reload;

@@ -73,8 +73,10 @@ fn config_path(arg: &ConfigArg) -> PathBuf {
 }
 
 fn init_logging() {
+    // pingora's own per-request error lines are off unless RUST_LOG asks for them: switchyard
+    // logs state changes and a periodic summary of failed requests instead (log_summary.rs).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_proxy=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -125,6 +125,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     ));
     lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
     lifecycle::reopen_log_on_sigusr1(Arc::clone(&store)).context("cannot listen for SIGUSR1")?;
+    crate::log_summary::start().context("cannot start the log summary")?;
     // The watcher always runs; it reloads only while the running config says `watch: true`.
     if let Err(e) = reloader.watch()
         && config.watch

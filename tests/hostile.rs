@@ -121,3 +121,43 @@ fn an_edit_is_applied_while_the_config_directory_keeps_changing() {
     eprintln!("applied {took:?} after the edit");
     assert_eq!(get(p.addr, "/").text(), "b");
 }
+
+#[test]
+fn an_outage_answered_at_full_speed_writes_a_summary_not_a_line_per_request() {
+    let slow = Mock::start(|_| support::Action::slow("late", Duration::from_secs(2)));
+    let p = Proxy::start(&format!(
+        "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 2\naccess_log: off\nwatch: false\nupstreams:\n  down:\n    servers: [{{addr: \"{}\"}}]\n    circuit_breaker: {{failures: 1, open_for: 60s}}\n  slow: {{servers: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{path: /slow, upstream: slow}}\n  - {{path: /, upstream: down}}\n",
+        support::refused_addr(),
+        slow.addr
+    ));
+    let lines_at_start = p.stderr().lines().count();
+    // 2 000 requests to a pool whose only server is down: 502 once, then 503 at once.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = p.addr;
+            std::thread::spawn(move || (0..500).filter(|_| get(addr, "/").status == 503).count())
+        })
+        .collect();
+    let answered_503: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(answered_503 >= 1990, "{answered_503} answered 503");
+    // 100 clients that give up before the answer.
+    for _ in 0..100 {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        drop(s);
+    }
+    support::wait_until("the summary line", Duration::from_secs(15), || {
+        p.stderr().contains("requests failed:")
+    });
+    let log = p.stderr();
+    let new_lines = log.lines().count() - lines_at_start;
+    assert!(new_lines < 20, "{new_lines} log lines:\n{log}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains("requests failed:"))
+        .unwrap();
+    assert!(summary.contains("answered 503"), "{summary}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -29,6 +29,7 @@ use super::chunk::ChunkScanner;
 use super::head::{Framing, HeadScanner, Reject, Verdict};
 use super::respond;
 use crate::config::Limits;
+use crate::log_summary::{self, Failure};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -307,7 +308,9 @@ impl GuardedStream {
         // sees the connection close, which is what it would get anyway.
         let _ = Pin::new(&mut self.inner).poll_write(cx, &respond::raw_closing(status));
         self.deadline = None;
-        tracing::info!(client = ?self.inner.get_socket_digest().and_then(|d| d.peer_addr().cloned()), "{why}");
+        // Per connection: counted for the periodic summary, not a log line of its own.
+        log_summary::count(Failure::Refused);
+        tracing::debug!(client = ?self.inner.get_socket_digest().and_then(|d| d.peer_addr().cloned()), "{why}");
         Poll::Ready(Err(io::Error::new(kind, why.to_string())))
     }
 
@@ -349,7 +352,7 @@ impl GuardedStream {
             // After the head went to pingora: the proxy answers 400 (the upstream may already
             // have part of the request).
             Err(why) => {
-                tracing::info!("request body refused: {why}");
+                tracing::debug!("request body refused: {why}");
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     BodyFramingError(why),

@@ -22,6 +22,7 @@ pub mod retry;
 
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
+use crate::log_summary::{self, Failure};
 use crate::state::Store;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -29,7 +30,7 @@ use ctx::{Ctx, NoAttempt};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
 use request::{client_ip, cookie, route_target, status_for};
@@ -313,10 +314,34 @@ impl ProxyHttp for Switchyard {
         }
     }
 
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        // Per-request failures go to the access log, the metrics and the periodic summary
+        // (`log_summary`), not one error line each.
+        true
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        _error: &Error,
+        _context: ProxyWarnLogContext,
+    ) -> bool {
+        // Retries are counted in `switchyard_retries_total` and the access log's `attempts`.
+        true
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         // The request is over: release the server before anything else.
         ctx.end_attempt();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        match status {
+            0 => log_summary::count(Failure::ClientGone),
+            503 if ctx.retry_after.is_some() => log_summary::count(Failure::NoServer),
+            502 | 504 => log_summary::count(Failure::Upstream),
+            400 | 408 | 413 | 414 | 431 => log_summary::count(Failure::Refused),
+            _ => {}
+        }
         let elapsed = ctx.started.elapsed();
         let pool = ctx.pool.as_deref();
         pool.map_or(&ctx.state.no_route, |p| &p.stats)

@@ -518,6 +518,8 @@ impl Proxy {
             let child = Command::new(binary())
                 .arg("-c")
                 .arg(&config_path)
+                // The default log filter, whatever the environment running the tests has.
+                .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
                 .stdout(stdout)
                 .stderr(stderr)
