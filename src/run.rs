@@ -5,7 +5,8 @@ use crate::config::{self, Config};
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::proxy::Switchyard;
-use crate::proxy::front::FrontDoor;
+use crate::proxy::conns;
+use crate::proxy::front::{ConnLimit, FrontDoor};
 use crate::reload::Reloader;
 use crate::services::health::HealthChecker;
 use crate::services::outage::OutageProber;
@@ -20,6 +21,9 @@ use pingora::services::listening::Service;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
+
+/// Connections open at once on the admin port.
+const ADMIN_MAX_CONNECTIONS: u32 = 64;
 
 pub struct RunOptions<'a> {
     pub config_path: &'a Path,
@@ -110,6 +114,19 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     }
 
     let conf = server_conf(&config);
+    // Room for connections (nginx's worker_rlimit_nofile), then the default for
+    // limits.max_connections within it.
+    let open_files = conns::raise_open_file_limit();
+    let default_max_connections =
+        conns::default_max(open_files, conf.upstream_keepalive_pool_size as u64);
+    tracing::info!(
+        open_file_limit = open_files,
+        max_connections = config
+            .limits
+            .max_connections
+            .map_or(default_max_connections, |m| m.get()),
+        "connection limits"
+    );
     tracing::info!(
         config = %path.display(),
         listen = ?config.listen,
@@ -151,7 +168,13 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     proxy.server_options = Some(server_options);
     let mut service = Service::new(
         "switchyard".to_string(),
-        FrontDoor::new(proxy, Arc::clone(&store)),
+        FrontDoor::new(
+            proxy,
+            Arc::clone(&store),
+            ConnLimit::Configured {
+                default: default_max_connections,
+            },
+        ),
     );
     for addr in &config.listen {
         service.add_tcp(&addr.to_string());
@@ -168,6 +191,9 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
                 reloader,
             )),
             Arc::clone(&store),
+            // Scrapers, probes and an operator: a few connections; a flood of idle ones
+            // must not take files from the proxy port.
+            ConnLimit::Fixed(ADMIN_MAX_CONNECTIONS),
         ),
     );
     admin.add_tcp(&config.admin_listen.to_string());

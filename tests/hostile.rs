@@ -161,3 +161,65 @@ fn an_outage_answered_at_full_speed_writes_a_summary_not_a_line_per_request() {
     assert!(summary.contains("answered 503"), "{summary}");
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+/// Idle connections against a 1024 open-file limit (the run): 3 000 clients that
+/// connect and send nothing or half a head, then real requests, which must be answered.
+#[test]
+fn an_idle_connection_flood_does_not_stop_service() {
+    let mock = Mock::named("ok");
+    let p = Proxy::start_with_open_files(&base(&mock), Some(1024));
+    let flood = 3000.min(support::raise_own_open_file_limit().saturating_sub(200) as usize);
+    let mut idle = Vec::new();
+    for i in 0..flood {
+        use std::io::Write;
+        let Ok(mut s) = std::net::TcpStream::connect(p.addr) else {
+            break;
+        };
+        if i % 2 == 0 {
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n"); // never finished
+        }
+        idle.push(s);
+    }
+    assert!(idle.len() >= 1500, "only {} connections opened", idle.len());
+    let mut took = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let r = support::request_within(p.addr, "/", Duration::from_secs(5));
+        assert_eq!(r.map(|r| r.status), Some(200), "a request during the flood");
+        took.push(started.elapsed());
+    }
+    // A burst of thousands queued at once can make the accept loop pause once (about a
+    // second); after that, requests are answered at once.
+    assert!(took.iter().all(|t| *t < Duration::from_secs(3)), "{took:?}");
+    assert!(
+        took[10..].iter().all(|t| *t < Duration::from_millis(500)),
+        "{took:?}"
+    );
+    assert_eq!(request(p.admin, "POST", "/reload", &[], b"").status, 200);
+    drop(idle);
+}
+
+#[test]
+fn an_idle_keepalive_connection_is_closed_after_keepalive_timeout() {
+    use std::io::{Read, Write};
+    let mock = Mock::named("ok");
+    let p = Proxy::start(&base(&mock).replace(
+        "watch: false\n",
+        "watch: false\nlimits: {keepalive_timeout: 1s}\n",
+    ));
+    let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    // Nothing more is sent: the proxy closes the connection after about a second.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let took = idle_from.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+}

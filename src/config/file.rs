@@ -45,6 +45,8 @@ pub struct FileLimits {
     pub header_read_timeout: Option<String>,
     pub body_read_timeout: Option<String>,
     pub send_timeout: Option<String>,
+    pub max_connections: Option<u32>,
+    pub keepalive_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

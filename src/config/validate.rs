@@ -288,6 +288,11 @@ pub fn validate_with(
         &lp("send_timeout"),
         Duration::from_secs(60),
     );
+    let keepalive_timeout = c.positive(
+        &lim.and_then(|l| l.keepalive_timeout.clone()),
+        &lp("keepalive_timeout"),
+        Duration::from_secs(75),
+    );
     let limits = Limits {
         max_header_bytes: usize::try_from(max_header.clamp(MIN_HEADER_BYTES, MAX_HEADER_BYTES))
             .unwrap_or(32 * 1024),
@@ -295,6 +300,10 @@ pub fn validate_with(
         header_read_timeout,
         body_read_timeout,
         send_timeout,
+        max_connections: lim
+            .and_then(|l| l.max_connections)
+            .and_then(NonZeroU32::new),
+        keepalive_timeout,
     };
 
     // upstreams

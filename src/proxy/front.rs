@@ -8,8 +8,10 @@
 //! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
 //! HTTP/2 server.
 
+use super::conns::Conns;
 use super::guarded::GuardedStream;
 use crate::config::Limits;
+use crate::log_summary::{self, Failure};
 use crate::state::Store;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -18,14 +20,24 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
-/// How long an idle keep-alive connection is kept open between requests (nginx's default is
-/// 75 s; pingora's 60 s).
-pub const KEEPALIVE_IDLE_SECS: u64 = 60;
-
 /// Body and send timeouts of a client session (the head has its own deadline).
 fn apply_timeouts(session: &mut ServerSession, limits: &Limits) {
     session.set_read_timeout(Some(limits.body_read_timeout));
     session.set_write_timeout(Some(limits.send_timeout));
+}
+
+/// `limits.keepalive_timeout` in pingora's unit (whole seconds, at least one).
+fn keepalive_secs(limits: &Limits) -> u64 {
+    (limits.keepalive_timeout.as_millis().div_ceil(1000) as u64).max(1)
+}
+
+/// How many connections a front door lets be open at once.
+#[derive(Debug, Clone, Copy)]
+pub enum ConnLimit {
+    /// `limits.max_connections`, else this default (derived from the open-file limit).
+    Configured { default: u32 },
+    /// A fixed number (the admin port).
+    Fixed(u32),
 }
 
 /// The listening service's application: guards each connection, then lets the HTTP
@@ -33,13 +45,17 @@ fn apply_timeouts(session: &mut ServerSession, limits: &Limits) {
 pub struct FrontDoor<A> {
     proxy: Arc<A>,
     store: Store,
+    conns: Arc<Conns>,
+    limit: ConnLimit,
 }
 
 impl<A> FrontDoor<A> {
-    pub fn new(app: A, store: Store) -> Self {
+    pub fn new(app: A, store: Store, limit: ConnLimit) -> Self {
         FrontDoor {
             proxy: Arc::new(app),
             store,
+            conns: Arc::default(),
+            limit,
         }
     }
 }
@@ -55,7 +71,19 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = self.store.load().config.limits;
-        let mut guarded = GuardedStream::new(stream, limits);
+        let max = match self.limit {
+            ConnLimit::Configured { default } => {
+                limits.max_connections.map_or(default, |m| m.get())
+            }
+            ConnLimit::Fixed(n) => n,
+        };
+        // Dropped when this connection ends, giving its place back.
+        let Some(place) = self.conns.admit(max as usize) else {
+            // Every open connection is busy with a request: this one is refused.
+            log_summary::count(Failure::Refused);
+            return None;
+        };
+        let mut guarded = GuardedStream::new(stream, limits, Some(Arc::clone(&place.slot)));
 
         let mut stop = shutdown.clone();
         let started = tokio::select! {
@@ -77,7 +105,7 @@ where
         session.set_keepalive(if *shutdown.borrow() {
             None
         } else {
-            Some(KEEPALIVE_IDLE_SECS)
+            Some(keepalive_secs(&limits))
         });
         session.set_pipelining_enabled(true);
         let mut result = self.proxy.process_new_http(session, shutdown).await;
@@ -96,9 +124,13 @@ where
                 settings.apply_to_session(&mut session);
             }
             apply_timeouts(&mut session, &limits);
-            if *shutdown.borrow() {
-                session.set_keepalive(None);
-            }
+            // pingora makes every HTTP/1.1 connection keep-alive without a timeout once it has
+            // parsed a head; the wait for the next head gets limits.keepalive_timeout here.
+            session.set_keepalive(if *shutdown.borrow() {
+                None
+            } else {
+                Some(keepalive_secs(&limits))
+            });
             result = self.proxy.process_new_http(session, shutdown).await;
         }
         None

@@ -26,6 +26,7 @@
 //! any other final status means the next bytes are the next request head.
 
 use super::chunk::ChunkScanner;
+use super::conns::Slot;
 use super::head::{Framing, HeadScanner, Reject, Verdict};
 use super::respond;
 use crate::config::Limits;
@@ -102,6 +103,9 @@ pub struct GuardedStream {
     head_seen_bytes: bool,
     scan: HeadScanner,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The connection's place among the open connections: idle while a head is awaited, and
+    /// closed by the tracker when room is needed (`conns.rs`).
+    slot: Option<Arc<Slot>>,
 }
 
 impl std::fmt::Debug for GuardedStream {
@@ -115,7 +119,7 @@ impl std::fmt::Debug for GuardedStream {
 
 impl GuardedStream {
     /// A freshly accepted connection: its first head is due `header_read_timeout` from now.
-    pub fn new(inner: Stream, limits: Limits) -> GuardedStream {
+    pub fn new(inner: Stream, limits: Limits, slot: Option<Arc<Slot>>) -> GuardedStream {
         GuardedStream {
             inner,
             replay: BytesMut::new(),
@@ -126,6 +130,13 @@ impl GuardedStream {
             head_seen_bytes: false,
             scan: HeadScanner::new(limits.max_header_bytes),
             deadline: Some(Box::pin(tokio::time::sleep(limits.header_read_timeout))),
+            slot,
+        }
+    }
+
+    fn set_idle(&self, idle: bool) {
+        if let Some(s) = &self.slot {
+            s.set_idle(idle);
         }
     }
 
@@ -133,7 +144,9 @@ impl GuardedStream {
     /// the stream is not at the start of a request head (it cannot be after a complete
     /// exchange, as pingora drains bodies first), so the connection is closed.
     pub fn next_request(&self) -> bool {
-        matches!(self.phase, Phase::Head)
+        let ready = matches!(self.phase, Phase::Head);
+        self.set_idle(ready);
+        ready
     }
 
     /// The next request head starts here; its clock starts at its first byte.
@@ -149,6 +162,7 @@ impl GuardedStream {
     /// The head just ended: follow its body.
     fn after_head(&mut self) {
         self.deadline = None;
+        self.set_idle(false);
         self.awaiting_status = self.scan.may_switch_protocols();
         match self.scan.framing() {
             Framing::None => self.after_message(),
@@ -245,6 +259,7 @@ impl GuardedStream {
 
     /// An HTTP/2 connection: nothing more to scan.
     pub(crate) fn end_head(&mut self) {
+        self.set_idle(false);
         self.phase = Phase::Opaque;
         self.deadline = None;
     }
@@ -253,10 +268,21 @@ impl GuardedStream {
     /// preface from HTTP/1. `Ok(false)` when the client closed or sent nothing in time.
     pub(crate) async fn read_start(&mut self) -> io::Result<bool> {
         let deadline = Instant::now() + self.limits.header_read_timeout;
+        let slot = self.slot.clone();
+        let closed = async {
+            match &slot {
+                Some(s) => s.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(closed);
         loop {
-            let n = match tokio::time::timeout_at(deadline, self.inner.read_buf(&mut self.replay))
-                .await
-            {
+            let read = tokio::time::timeout_at(deadline, self.inner.read_buf(&mut self.replay));
+            let n = match tokio::select! {
+                r = read => r,
+                // Closed to make room while it had sent nothing (or too little to tell).
+                _ = &mut closed => return Ok(false),
+            } {
                 Ok(r) => r?,
                 Err(_) => {
                     if !self.replay.is_empty() {
@@ -371,6 +397,10 @@ impl AsyncRead for GuardedStream {
         let this = self.get_mut();
         if !matches!(this.phase, Phase::Head) {
             return this.read_body(cx, buf);
+        }
+        if this.slot.as_ref().is_some_and(|s| s.closing(cx)) {
+            // Closed to make room for a new connection while idle: end as if the client had.
+            return Poll::Ready(Ok(()));
         }
 
         if let Some(deadline) = this.deadline.as_mut()

@@ -11,6 +11,7 @@
 //! `upstream_response_filter`, before any byte of it reaches the client.
 
 pub mod chunk;
+pub mod conns;
 mod ctx;
 pub mod front;
 pub mod guarded;

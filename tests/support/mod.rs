@@ -504,6 +504,11 @@ impl Proxy {
     /// Start switchyard with `config`, in which `{listen}` and `{admin}` are replaced by free
     /// loopback addresses. Waits until both listeners answer.
     pub fn start(config: &str) -> Proxy {
+        Proxy::start_with_open_files(config, None)
+    }
+
+    /// [`Proxy::start`] with the process's open-file limit (soft and hard) set to `limit`.
+    pub fn start_with_open_files(config: &str, limit: Option<u64>) -> Proxy {
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let listen = format!("127.0.0.1:{}", free_port());
@@ -515,16 +520,31 @@ impl Proxy {
             std::fs::write(&config_path, text).unwrap();
             let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
             let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-            let child = Command::new(binary())
-                .arg("-c")
+            let mut cmd = Command::new(binary());
+            cmd.arg("-c")
                 .arg(&config_path)
                 // The default log filter, whatever the environment running the tests has.
                 .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
                 .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .expect("start switchyard");
+                .stderr(stderr);
+            if let Some(n) = limit {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: setrlimit is async-signal-safe and touches only this struct.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        let lim = libc::rlimit {
+                            rlim_cur: n,
+                            rlim_max: n,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            let child = cmd.spawn().expect("start switchyard");
             let mut p = Proxy {
                 addr: listen.parse().unwrap(),
                 admin: admin.parse().unwrap(),
@@ -616,5 +636,34 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
     while !cond() {
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `GET path` on its own connection, answered within `timeout`; `None` when no parsable
+/// answer came (refused, reset, or too late).
+pub fn request_within(addr: SocketAddr, path: &str, timeout: Duration) -> Option<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse_response(&out)
+}
+
+/// Raise this test process's soft open-file limit to its hard limit; returns the limit.
+pub fn raise_own_open_file_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_cur
     }
 }
