@@ -22,3 +22,4 @@ pub mod state;
 pub mod upstream;
 
 pub use access_log::AccessLogger;
+pub use proxy::conns::raise_open_file_limit;

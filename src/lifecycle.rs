@@ -84,40 +84,39 @@ pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionP
         .ok();
 }
 
-/// Reopen the access log on every `SIGUSR1` (nginx's `-s reopen`, for logrotate).
-pub fn reopen_log_on_sigusr1(store: crate::state::Store) -> std::io::Result<()> {
+/// Run `on_signal` on every delivery of `kind`, on a thread of its own (the work may block).
+fn on_every(
+    kind: SignalKind,
+    name: &str,
+    on_signal: impl Fn() + Send + 'static,
+) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
-    let mut usr1 = rt.block_on(async { signal(SignalKind::user_defined1()) })?;
+    let mut signals = rt.block_on(async { signal(kind) })?;
     std::thread::Builder::new()
-        .name("sigusr1".into())
+        .name(name.into())
         .spawn(move || {
             rt.block_on(async move {
-                while usr1.recv().await.is_some() {
-                    tracing::info!("SIGUSR1: reopening the access log");
-                    store.load().access_log.reopen();
+                while signals.recv().await.is_some() {
+                    on_signal();
                 }
             })
         })?;
     Ok(())
 }
 
-/// Reload on every `SIGHUP`, on a thread of its own.
+/// Reopen the access log on every `SIGUSR1` (nginx's `-s reopen`, for logrotate).
+pub fn reopen_log_on_sigusr1(store: crate::state::Store) -> std::io::Result<()> {
+    on_every(SignalKind::user_defined1(), "sigusr1", move || {
+        tracing::info!("SIGUSR1: reopening the access log");
+        store.load().access_log.reopen();
+    })
+}
+
+/// Reload on every `SIGHUP` (loading blocks on the disk and DNS; its thread does nothing else).
 pub fn reload_on_sighup(reloader: Arc<crate::reload::Reloader>) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let mut hup = rt.block_on(async { signal(SignalKind::hangup()) })?;
-    std::thread::Builder::new()
-        .name("sighup".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                while hup.recv().await.is_some() {
-                    // Loading blocks (disk, DNS); this thread does nothing else.
-                    let _ = reloader.reload("SIGHUP");
-                }
-            })
-        })?;
-    Ok(())
+    on_every(SignalKind::hangup(), "sighup", move || {
+        let _ = reloader.reload("SIGHUP");
+    })
 }

@@ -653,17 +653,5 @@ pub fn request_within(addr: SocketAddr, path: &str, timeout: Duration) -> Option
 
 /// Raise this test process's soft open-file limit to its hard limit; returns the limit.
 pub fn raise_own_open_file_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        lim.rlim_cur
-    }
+    switchyard::raise_open_file_limit()
 }
