@@ -49,6 +49,14 @@ fn upstream() -> SocketAddr {
 
 fn proxy() -> SocketAddr {
     *PROXY.get_or_init(|| {
+        // As the switchyard binary does (Rust's runtime, before `main`): a write to a
+        // connection the peer already closed is an error, not a fatal SIGPIPE. libFuzzer's own
+        // `main` leaves SIGPIPE fatal, and pingora writes with `writev`, which cannot ask for
+        // MSG_NOSIGNAL, so a fuzz input closing early could otherwise kill the whole run.
+        // SAFETY: setting a signal's disposition to "ignore" before any thread of ours starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
         std::panic::set_hook(Box::new(|info| {
             eprintln!("panic: {info}");
             std::process::abort();
