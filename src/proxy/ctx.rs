@@ -15,7 +15,10 @@ use crate::upstream::{Attempt, Choice, InPool, Pool, Tried};
 use http::HeaderValue;
 use pingora::proxy::Session;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The least of the `retry.timeout` budget a retry must have left to be made.
+const MIN_RETRY_TIME: Duration = Duration::from_millis(50);
 
 /// Per-request state.
 pub struct Ctx {
@@ -162,7 +165,12 @@ impl Ctx {
             body_replayable: !session.as_ref().retry_buffer_truncated()
                 && self.body_bytes <= policy.buffer as u64,
             response_started: session.response_written().is_some(),
-            deadline_passed: self.deadline.is_some_and(|d| Instant::now() >= d),
+            // A retry needs a useful part of the `retry.timeout` budget: one started with a
+            // sliver left (an attempt's capped timeout can fire a hair before the deadline)
+            // could only time out again, at another server's expense.
+            deadline_passed: self
+                .deadline
+                .is_some_and(|d| Instant::now() + MIN_RETRY_TIME >= d),
         };
         if retry::decide(policy, &facts) != retry::Verdict::Retry {
             return false;
