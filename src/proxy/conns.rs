@@ -31,8 +31,12 @@ impl Slot {
         self.idle.store(idle, Ordering::Relaxed);
     }
 
-    /// Whether the tracker asked this connection to close. Registers the reader to be woken
-    /// when it does.
+    /// Whether the tracker asked this connection to close.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// [`Slot::is_closing`], registering the reader to be woken when it is asked to close.
     pub fn closing(&self, cx: &mut Context<'_>) -> bool {
         if self.closing.load(Ordering::Acquire) {
             return true;

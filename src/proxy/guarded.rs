@@ -31,19 +31,13 @@ use super::head::{Framing, HeadScanner, Reject, Verdict};
 use super::respond;
 use crate::config::Limits;
 use crate::log_summary::{self, Failure};
-use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType,
-};
+use pingora::protocols::Stream;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -398,7 +392,7 @@ impl AsyncRead for GuardedStream {
         if !matches!(this.phase, Phase::Head) {
             return this.read_body(cx, buf);
         }
-        if this.slot.as_ref().is_some_and(|s| s.closing(cx)) {
+        if this.slot.as_ref().is_some_and(|s| s.is_closing()) {
             // Closed to make room for a new connection while idle: end as if the client had.
             return Poll::Ready(Ok(()));
         }
@@ -424,6 +418,11 @@ impl AsyncRead for GuardedStream {
         let before = buf.filled().len();
         match this.fill(cx, buf) {
             Poll::Ready(Ok(())) => {}
+            // Waiting for the client: only now can the tracker need to wake this read to close
+            // it (registering on every read would cost an atomic swap per request).
+            Poll::Pending if this.slot.as_ref().is_some_and(|s| s.closing(cx)) => {
+                return Poll::Ready(Ok(()));
+            }
             other => return other,
         }
         let new = &mut buf.filled_mut()[before..];
@@ -490,92 +489,5 @@ impl AsyncRead for GuardedStream {
     }
 }
 
-impl AsyncWrite for GuardedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.saw_response(buf);
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
-            this.saw_response(first);
-        }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-#[async_trait]
-impl Shutdown for GuardedStream {
-    async fn shutdown(&mut self) {
-        self.inner.shutdown().await
-    }
-}
-
-impl UniqueID for GuardedStream {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for GuardedStream {}
-
-impl GetTimingDigest for GuardedStream {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for GuardedStream {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-}
-
-impl GetSocketDigest for GuardedStream {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-    fn set_socket_digest(&mut self, d: SocketDigest) {
-        self.inner.set_socket_digest(d)
-    }
-}
-
-#[async_trait]
-impl Peek for GuardedStream {
-    /// Serves pingora's HTTP/2 preface check from the bytes already read.
-    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        if self.replay.len() < buf.len() {
-            return Ok(false);
-        }
-        buf.copy_from_slice(&self.replay[..buf.len()]);
-        Ok(true)
-    }
-}
+// The write side and pingora's stream traits: plain delegation to the socket.
+mod plumbing;
