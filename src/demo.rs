@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn demo_config_is_valid_and_matches_the_spec() {
         let c = crate::config::load_str(&demo_config(), "demo", "demo".into()).unwrap();
-        assert_eq!(c.listen[0].to_string(), "127.0.0.1:8080");
+        assert_eq!(c.listeners[0].addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.admin_listen.to_string(), "127.0.0.1:9901");
         let weights: Vec<u32> = c.upstreams[0]
             .servers

@@ -10,6 +10,7 @@ mod access_log;
 mod admin;
 pub mod config;
 pub mod demo;
+mod edge;
 mod lifecycle;
 mod log_summary;
 mod metrics;
@@ -19,9 +20,6 @@ mod router;
 pub mod run;
 mod services;
 pub mod state;
-// Groundwork for issue 11 (TLS listeners): tested, not yet served from. Remove the allow when
-// the TLS front door uses it.
-#[allow(dead_code)]
 mod tls;
 pub mod upstream;
 

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchyard::config::{self, Config};
+use switchyard::config::{self, Config, ListenerKind};
 use switchyard::run::{RunOptions, run};
 
 const DEFAULT_CONFIG: &str = "/etc/switchyard/switchyard.yaml";
@@ -87,9 +87,39 @@ fn init_logging() {
 /// The one-screen summary printed by `check`.
 fn summary(path: &std::path::Path, c: &Config) -> String {
     let mut out = format!("{}: configuration is valid\n", path.display());
-    let listen: Vec<String> = c.listen.iter().map(ToString::to_string).collect();
+    let listen: Vec<String> = c
+        .listeners
+        .iter()
+        .map(|l| match &l.kind {
+            ListenerKind::Plain => l.addr.to_string(),
+            ListenerKind::Tls(t) => format!(
+                "{} (TLS, {} certificate{}{})",
+                l.addr,
+                t.certs.certs().len(),
+                if t.certs.certs().len() == 1 { "" } else { "s" },
+                if t.http2 { ", HTTP/2" } else { "" }
+            ),
+            ListenerKind::RedirectHttps { https_port } => {
+                format!("{} (redirect to HTTPS port {https_port})", l.addr)
+            }
+        })
+        .collect();
     out += &format!("  listen     {}\n", listen.join(", "));
     out += &format!("  admin      {}\n", c.admin_listen);
+    for l in &c.listeners {
+        if let ListenerKind::Tls(t) = &l.kind {
+            for cert in t.certs.certs() {
+                let expires: chrono::DateTime<chrono::Utc> = cert.not_after.into();
+                out += &format!(
+                    "    {} {}: {} (expires {})\n",
+                    l.addr,
+                    cert.cert_path.display(),
+                    cert.names.join(", "),
+                    expires.format("%Y-%m-%d")
+                );
+            }
+        }
+    }
     let threads = if c.threads == 0 {
         format!("auto ({} on this machine)", c.worker_threads())
     } else {
@@ -162,6 +192,9 @@ fn check(arg: &ConfigArg) -> ExitCode {
     match config::load(&path) {
         Ok(c) => {
             print!("{}", summary(&path, &c));
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -34,9 +34,8 @@ pub struct RunOptions<'a> {
 /// Fail early, with a clear message, when a listen address is taken (pingora would panic).
 fn check_bindable(config: &Config) -> anyhow::Result<()> {
     for addr in config
-        .listen
-        .iter()
-        .chain(std::iter::once(&config.admin_listen))
+        .listen_addrs()
+        .chain(std::iter::once(config.admin_listen))
     {
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     }
@@ -47,7 +46,7 @@ fn check_bindable(config: &Config) -> anyhow::Result<()> {
 /// on one machine (with different listeners) never collide, and an upgrade finds its peer.
 fn instance_id(config: &Config) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    config.listen.hash(&mut h);
+    config.listen_addrs().for_each(|a| a.hash(&mut h));
     format!("{:016x}", h.finish())
 }
 
@@ -86,6 +85,19 @@ pub fn server_conf(config: &Config) -> ServerConf {
         .display()
         .to_string();
     conf
+}
+
+/// Streams one HTTP/2 client connection may have open at once (nginx's
+/// `http2_max_concurrent_streams` default).
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// The HTTP/2 server's limits (read at start): concurrent streams, and a decoded header list no
+/// larger than an HTTP/1.1 head may be (`limits.max_header_bytes`).
+fn h2_options(limits: &config::Limits) -> pingora::protocols::http::v2::server::H2Options {
+    let mut o = pingora::protocols::http::v2::server::default_h2_options();
+    o.max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
+    o.max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
+    o
 }
 
 /// Run the proxy. Returns only on a start-up error; otherwise the process exits when done.
@@ -129,7 +141,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     );
     tracing::info!(
         config = %path.display(),
-        listen = ?config.listen,
+        listen = ?config.listen_addrs().collect::<Vec<_>>(),
         admin = %config.admin_listen,
         threads = conf.threads,
         upstreams = config.upstreams.len(),
@@ -165,10 +177,14 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
         pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
     let mut server_options = HttpServerOptions::default();
     server_options.h2c = true;
+    // An HTTP/2 connection without a stream open is closed after limits.keepalive_timeout, as
+    // an idle HTTP/1.1 one (read at start).
+    server_options.h2_idle_timeout = Some(config.limits.keepalive_timeout);
     proxy.server_options = Some(server_options);
+    proxy.h2_options = Some(h2_options(&config.limits));
     let mut service = Service::new(
         "switchyard".to_string(),
-        FrontDoor::new(
+        FrontDoor::edge(
             proxy,
             Arc::clone(&store),
             ConnLimit::Configured {
@@ -176,7 +192,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
             },
         ),
     );
-    for addr in &config.listen {
+    for addr in config.listen_addrs() {
         service.add_tcp(&addr.to_string());
     }
     server.add_service(service);

@@ -12,8 +12,10 @@
 //! never changes the rules under a request in flight.
 
 use crate::access_log::AccessLogger;
+use crate::edge::{self, EdgeStats, ListenerState, Serve};
 use crate::config::{self, Config};
 use crate::router::Router;
+use crate::tls::upstream::PeerTls;
 use crate::upstream::{Pool, PoolStats, ServerKey, ServerStats};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -35,6 +37,14 @@ pub struct RuntimeState {
     pub access_log: Arc<AccessLogger>,
     /// Counters of requests that matched no route (`upstream=""`), kept across reloads.
     pub no_route: Arc<PoolStats>,
+    /// What each client-facing listener does, in `config.listeners` order.
+    pub listeners: Vec<ListenerState>,
+    /// Whether every listener is plain HTTP (the front door then skips the listener lookup).
+    pub plain_only: bool,
+    /// Handshakes and requests by protocol, kept across reloads.
+    pub edge: Arc<EdgeStats>,
+    /// TLS to the servers of each pool (`upstreams.NAME.tls`), in `pools` order.
+    pub peer_tls: Vec<Option<PeerTls>>,
 }
 
 /// Build the state for the config file at `path` whose content is `bytes`. `previous` is the
@@ -71,18 +81,37 @@ pub fn build(
             })?,
         ),
     };
+    let listeners = edge::build(
+        &config.listeners,
+        previous.map_or(&[][..], |p| &p.listeners),
+    )
+    .map_err(|e| vec![e])?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let generation = previous.map_or(1, |p| p.generation + 1);
-    Ok(RuntimeState::new(config, generation, previous, access_log))
+    let mut state = RuntimeState::new(config, generation, previous, access_log);
+    state.plain_only = listeners.iter().all(|l| matches!(l.serve, Serve::Plain));
+    state.listeners = listeners;
+    Ok(state)
 }
 
 /// What cannot change without restarting the listeners or runtimes (SPEC §3): a reload that
 /// changes it is refused with the reason.
 pub fn fixed_settings_changed(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    if old.listen != new.listen {
+    let sockets = |c: &Config| -> Vec<String> {
+        c.listeners
+            .iter()
+            .map(|l| format!("{} {}", l.kind.name(), l.addr))
+            .collect()
+    };
+    let (before, after) = (sockets(old), sockets(new));
+    if before != after {
         out.push(format!(
-            "`listen` changed ({:?} -> {:?}); listeners cannot change in a reload: restart, or start a new process with --upgrade and send SIGQUIT to this one",
-            old.listen, new.listen
+            "`listen` changed ({} -> {}); listeners cannot change in a reload (their certificates, `hsts`, `http2` and `min_version` can): restart, or start a new process with --upgrade and send SIGQUIT to this one",
+            before.join(", "),
+            after.join(", ")
         ));
     }
     if old.admin_listen != new.admin_listen {
@@ -137,6 +166,11 @@ impl RuntimeState {
             })
             .collect();
         let router = Router::new(&config);
+        let peer_tls = config
+            .upstreams
+            .iter()
+            .map(|u| u.tls.as_ref().map(PeerTls::new))
+            .collect();
         RuntimeState {
             generation,
             config: Arc::new(config),
@@ -145,6 +179,10 @@ impl RuntimeState {
             router,
             access_log,
             no_route: previous.map_or_else(Default::default, |p| Arc::clone(&p.no_route)),
+            listeners: Vec::new(),
+            plain_only: true,
+            edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
+            peer_tls,
         }
     }
 

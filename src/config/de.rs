@@ -306,11 +306,15 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
         match &self.node.kind {
+            // A `listen` entry may be an address or a mapping (see `file::FileListen`).
+            NodeKind::Scalar { text, .. } if name == super::file::SCALAR_OR_MAPPING => {
+                visitor.visit_str(text)
+            }
             NodeKind::Map(entries) => visitor.visit_map(MapAcc::new(&self, entries, Some(fields))),
             NodeKind::Null => visitor.visit_map(MapAcc::new(&self, &[], Some(fields))),
             _ => Err(self.fail(format!(

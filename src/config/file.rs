@@ -11,7 +11,7 @@ use std::fmt;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub listen: Option<OneOrMany>,
+    pub listen: Option<Listens>,
     pub admin: Option<FileAdmin>,
     pub threads: Option<u32>,
     pub shutdown_grace: Option<String>,
@@ -69,6 +69,17 @@ pub struct FileUpstream {
     pub retry: Option<FileRetry>,
     pub circuit_breaker: Option<FileBreaker>,
     pub health_check: Option<FileHealthCheck>,
+    pub tls: Option<FileUpstreamTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstreamTls {
+    pub sni: Option<String>,
+    pub verify: Option<bool>,
+    pub ca: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,34 +145,104 @@ pub struct FileRoute {
     pub upstream: Option<String>,
 }
 
-/// `listen: "a:1"` or `listen: ["a:1", "b:2"]`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct OneOrMany(pub Vec<String>);
+/// `listen: "a:1"`, `listen: ["a:1", {addr: "b:2", tls: …}]` or a single mapping.
+#[derive(Debug, Default)]
+pub struct Listens(pub Vec<FileListen>);
 
-impl<'de> Deserialize<'de> for OneOrMany {
+impl<'de> Deserialize<'de> for Listens {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = OneOrMany;
+            type Value = Listens;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an address or a list of addresses")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![s.to_string()]))
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Listens, E> {
+                Ok(Listens(vec![FileListen::Addr(s.to_string())]))
             }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![n.to_string()]))
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Listens, E> {
+                Ok(Listens(vec![FileListen::Addr(n.to_string())]))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listens, A::Error> {
                 let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
-                    out.push(s);
+                while let Some(l) = seq.next_element::<FileListen>()? {
+                    out.push(l);
                 }
-                Ok(OneOrMany(out))
+                Ok(Listens(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Listens, A::Error> {
+                let one = FileListener::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Listens(vec![FileListen::Full(one)]))
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// One `listen` entry: an address (plain HTTP/1.1) or a mapping (SPEC §6).
+#[derive(Debug)]
+pub enum FileListen {
+    Addr(String),
+    Full(FileListener),
+}
+
+/// The keys of a `listen` mapping, for "did you mean" on unknown keys: keep in step with
+/// [`FileListener`] (a unit test reads every one of them).
+pub const LISTENER_FIELDS: &[&str] = &[
+    "addr",
+    "tls",
+    "http2",
+    "hsts",
+    "redirect_https",
+    "https_port",
+];
+
+impl<'de> Deserialize<'de> for FileListen {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FileListen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address or a mapping with `addr`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<FileListen, E> {
+                Ok(FileListen::Addr(s.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileListen, A::Error> {
+                FileListener::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(FileListen::Full)
+            }
+        }
+        d.deserialize_struct(SCALAR_OR_MAPPING, LISTENER_FIELDS, V)
+    }
+}
+
+/// The struct name that tells [`super::de`] a scalar is welcome where a mapping is expected.
+pub const SCALAR_OR_MAPPING: &str = "$switchyard::ScalarOrMapping";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListener {
+    pub addr: Option<String>,
+    pub tls: Option<FileListenTls>,
+    pub http2: Option<bool>,
+    pub hsts: Option<String>,
+    pub redirect_https: Option<bool>,
+    pub https_port: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListenTls {
+    pub certificates: Option<Vec<FileCertificate>>,
+    pub min_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCertificate {
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 /// A mapping whose entries keep their file order (pools are shown in the order written).

@@ -17,6 +17,9 @@ pub use file::LogFormat;
 pub use units::StatusRange;
 
 use http::HeaderName;
+use crate::tls::acceptor::MinVersion;
+use crate::tls::certs::{CertSet, ClientIdentity};
+use std::sync::Arc;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -146,7 +149,8 @@ impl std::fmt::Debug for AdminToken {
 pub struct Config {
     /// The file this was loaded from.
     pub source: PathBuf,
-    pub listen: Vec<SocketAddr>,
+    /// Client-facing listeners in file order (SPEC §6).
+    pub listeners: Vec<Listener>,
     pub admin_listen: SocketAddr,
     /// `admin.token_file`'s token: when set, admin requests other than `GET /healthz` need it.
     pub admin_token: Option<AdminToken>,
@@ -161,9 +165,17 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Routes in file order; empty means "everything to the only pool".
     pub routes: Vec<Route>,
+    /// What is allowed but deserves attention (a certificate about to expire, `verify: false`):
+    /// printed by `check` and logged at every load.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
+    /// The listeners' addresses, in file order.
+    pub fn listen_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.listeners.iter().map(|l| l.addr)
+    }
+
     /// The number of proxy worker threads to run.
     pub fn worker_threads(&self) -> usize {
         if self.threads > 0 {
@@ -172,6 +184,55 @@ impl Config {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
     }
+}
+
+/// One client-facing listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub kind: ListenerKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    /// Plain HTTP/1.1 (and h2c with prior knowledge).
+    Plain,
+    Tls(TlsListener),
+    /// Answers every request `308` to `https://host[:https_port]/path?query`.
+    RedirectHttps { https_port: u16 },
+}
+
+impl ListenerKind {
+    /// What cannot change in a reload: the kind of socket it is.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListenerKind::Plain => "http",
+            ListenerKind::Tls(_) => "https",
+            ListenerKind::RedirectHttps { .. } => "redirect_https",
+        }
+    }
+}
+
+/// A TLS listener's settings, with its certificates read and checked.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub certs: Arc<CertSet>,
+    pub min_version: MinVersion,
+    pub http2: bool,
+    /// `Strict-Transport-Security: max-age=…` on every response; `None`: not sent.
+    pub hsts: Option<Duration>,
+}
+
+/// TLS to the servers of a pool (`upstreams.NAME.tls`).
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// `None`: the host part of each server's `addr`.
+    pub sni: Option<String>,
+    pub verify: bool,
+    /// The CA certificates (DER) from `ca`; `None`: the system trust store.
+    pub ca: Option<Arc<Vec<Vec<u8>>>>,
+    /// The client certificate and key (mTLS).
+    pub client: Option<Arc<ClientIdentity>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +268,7 @@ pub struct Upstream {
     pub retry: RetryPolicy,
     pub breaker: BreakerPolicy,
     pub health_check: Option<HealthCheck>,
+    pub tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 #[cfg(test)]
 mod tests;
+mod tls;
 mod upstream;
 
 use super::error::{Issues, did_you_mean};
@@ -34,7 +35,11 @@ pub type Resolve<'a> = &'a dyn Fn(&str) -> Result<SocketAddr, String>;
 struct Checker<'a> {
     root: &'a Node,
     issues: &'a mut Issues,
+    /// Allowed, but worth saying (`Config::warnings`).
+    warnings: Issues,
     resolve: Resolve<'a>,
+    /// The config file: files it names are relative to its directory.
+    source: PathBuf,
 }
 
 fn path_string(path: &[Seg<'_>]) -> String {
@@ -57,6 +62,11 @@ impl Checker<'_> {
     fn err(&mut self, path: &[Seg<'_>], msg: impl Into<String>) {
         let mark = self.root.locate(path);
         self.issues.push(mark, path_string(path), msg);
+    }
+
+    fn warn(&mut self, path: &[Seg<'_>], msg: impl Into<String>) {
+        let mark = self.root.locate(path);
+        self.warnings.push(mark, path_string(path), msg);
     }
 
     fn duration(&mut self, v: &Option<String>, path: &[Seg<'_>], default: Duration) -> Duration {
@@ -161,30 +171,27 @@ pub fn validate_with(
     let mut c = Checker {
         root,
         issues,
+        warnings: Issues::default(),
         resolve,
+        source: source.clone(),
     };
 
     // listen
-    let mut listen: Vec<SocketAddr> = Vec::new();
-    match &file.listen {
-        None => c.err(
-            &[Seg::Key("listen")],
-            "`listen` is required: one or more host:port for client traffic",
-        ),
+    let listeners = match &file.listen {
+        None => {
+            c.err(
+                &[Seg::Key("listen")],
+                "`listen` is required: one or more host:port for client traffic",
+            );
+            Vec::new()
+        }
         Some(l) if l.0.is_empty() => {
-            c.err(&[Seg::Key("listen")], "at least one address is required")
+            c.err(&[Seg::Key("listen")], "at least one address is required");
+            Vec::new()
         }
-        Some(l) => {
-            for (i, text) in l.0.iter().enumerate() {
-                let p = [Seg::Key("listen"), Seg::Index(i)];
-                match parse_listen(text, c.resolve) {
-                    Ok(a) if listen.contains(&a) => c.err(&p, format!("`{text}` is listed twice")),
-                    Ok(a) => listen.push(a),
-                    Err(e) => c.err(&p, e),
-                }
-            }
-        }
-    }
+        Some(l) => tls::listeners(&mut c, &l.0),
+    };
+    let listen: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
 
     // admin
     let admin_text = file
@@ -211,7 +218,7 @@ pub fn validate_with(
 
     let token_path = [Seg::Key("admin"), Seg::Key("token_file")];
     let admin_token = match file.admin.as_ref().and_then(|a| a.token_file.as_deref()) {
-        Some(t) => match read_token(&source, t) {
+        Some(t) => match read_token(&c.source, t) {
             Ok(token) => Some(token),
             Err(e) => {
                 c.err(&token_path, e);
@@ -400,9 +407,10 @@ pub fn validate_with(
     if !c.issues.is_empty() {
         return None;
     }
+    let warnings = c.warnings.into_errors(&source.display().to_string()).0;
     Some(Config {
         source,
-        listen,
+        listeners,
         admin_listen,
         admin_token,
         threads: threads as usize,
@@ -413,6 +421,7 @@ pub fn validate_with(
         limits,
         upstreams,
         routes,
+        warnings,
     })
 }
 
@@ -420,10 +429,7 @@ pub fn validate_with(
 /// content without surrounding whitespace, from a regular file of at most 4 KiB.
 fn read_token(config: &std::path::Path, file: &str) -> Result<AdminToken, String> {
     use std::io::Read;
-    let path = match config.parent() {
-        Some(dir) if std::path::Path::new(file).is_relative() => dir.join(file),
-        _ => std::path::PathBuf::from(file),
-    };
+    let path = tls::resolve_file(config, file);
     let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
     if !meta.is_file() {
         return Err(format!("`{file}` is not a regular file"));

@@ -13,6 +13,7 @@ use crate::lifecycle::ActiveRequest;
 use crate::state::RuntimeState;
 use crate::upstream::{Attempt, Choice, InPool, Pool, Tried};
 use http::HeaderValue;
+use pingora::protocols::tls::SslDigest;
 use pingora::proxy::Session;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,8 +26,13 @@ pub struct Ctx {
     /// The configuration this request started with.
     pub state: Arc<RuntimeState>,
     pub(super) started: Instant,
-    /// The pool the request was routed to.
+    /// The pool the request was routed to, and its index in `state.pools`.
     pub(super) pool: Option<Arc<Pool>>,
+    pub(super) pool_index: usize,
+    /// The client connection's TLS facts; `None` on plain HTTP.
+    pub(super) tls: Option<Arc<SslDigest>>,
+    /// `Strict-Transport-Security` for the response (TLS listeners with `hsts`).
+    pub(super) hsts: Option<HeaderValue>,
     pub(super) in_pool: Option<InPool>,
     /// End of the `retry.timeout` budget.
     pub(super) deadline: Option<Instant>,
@@ -68,6 +74,9 @@ impl Ctx {
             state,
             started: Instant::now(),
             pool: None,
+            pool_index: 0,
+            tls: None,
+            hsts: None,
             in_pool: None,
             deadline: None,
             attempt: None,

@@ -7,15 +7,25 @@
 //! port has the proxy port's head limits).
 //! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
 //! HTTP/2 server.
+//!
+//! On a TLS listener the handshake comes first (within `limits.header_read_timeout`), then ALPN
+//! decides: `h2` goes to pingora's HTTP/2 server (whose own limits apply: see `run.rs`), anything
+//! else to the HTTP/1 guard as on a plain listener. A `redirect_https` listener's requests are
+//! answered by [`Redirect`] without reaching the proxy.
 
 use super::conns::Conns;
 use super::guarded::GuardedStream;
+use super::redirect::Redirect;
 use crate::config::Limits;
+use crate::edge::{self, Serve};
 use crate::log_summary::{self, Failure};
-use crate::state::Store;
+use crate::state::{RuntimeState, Store};
+use crate::tls::acceptor::TlsAcceptor;
 use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
 use pingora::apps::{HttpServerApp, ServerApp};
-use pingora::protocols::Stream;
+use pingora::protocols::tls::ALPN;
+use pingora::protocols::{Ssl, Stream};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
@@ -40,22 +50,59 @@ pub enum ConnLimit {
     Fixed(u32),
 }
 
+/// What the front door does with one connection, decided by the listener it came in on.
+enum Mode {
+    Plain,
+    Tls(TlsAcceptor),
+    Redirect,
+}
+
 /// The listening service's application: guards each connection, then lets the HTTP
 /// application (`app`) serve its requests one by one (keep-alive and pipelining included).
 pub struct FrontDoor<A> {
     proxy: Arc<A>,
+    /// The answer of `redirect_https` listeners (the proxy port only).
+    redirect: Option<Arc<HttpServer<Redirect>>>,
     store: Store,
     conns: Arc<Conns>,
     limit: ConnLimit,
 }
 
 impl<A> FrontDoor<A> {
+    /// A front door for plain HTTP listeners only (the admin port).
     pub fn new(app: A, store: Store, limit: ConnLimit) -> Self {
         FrontDoor {
             proxy: Arc::new(app),
+            redirect: None,
             store,
             conns: Arc::default(),
             limit,
+        }
+    }
+
+    /// The front door of the proxy's listeners: plain, TLS and `redirect_https` ones.
+    pub fn edge(app: A, store: Store, limit: ConnLimit) -> Self {
+        let redirect = Arc::new(HttpServer::new_app(Redirect::new(Arc::clone(&store))));
+        FrontDoor {
+            redirect: Some(redirect),
+            ..FrontDoor::new(app, store, limit)
+        }
+    }
+
+    fn mode(&self, state: &RuntimeState, stream: &Stream) -> Mode {
+        if self.redirect.is_none() || state.plain_only {
+            return Mode::Plain;
+        }
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        match local.and_then(|a| edge::find(&state.listeners, a)) {
+            Some(l) => match &l.serve {
+                Serve::Plain => Mode::Plain,
+                Serve::Tls(t) => Mode::Tls(t.acceptor.clone()),
+                Serve::RedirectHttps { .. } => Mode::Redirect,
+            },
+            None => Mode::Plain,
         }
     }
 }
@@ -70,7 +117,14 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let limits = self.store.load().config.limits;
+        let (limits, mode, edge_stats) = {
+            let state = self.store.load();
+            (
+                state.config.limits,
+                self.mode(&state, &stream),
+                Arc::clone(&state.edge),
+            )
+        };
         let max = match self.limit {
             ConnLimit::Configured { default } => {
                 limits.max_connections.map_or(default, |m| m.get())
@@ -83,9 +137,38 @@ where
             log_summary::count(Failure::Refused);
             return None;
         };
-        let mut guarded = GuardedStream::new(stream, limits, Some(Arc::clone(&place.slot)));
-
         let mut stop = shutdown.clone();
+        let redirect = matches!(mode, Mode::Redirect);
+        let (stream, tls) = match mode {
+            Mode::Tls(acceptor) => {
+                // The handshake has the head's deadline (nginx: client_header_timeout).
+                let accepted = tokio::select! {
+                    biased;
+                    r = acceptor.accept(stream, limits.header_read_timeout) => r,
+                    _ = place.slot.closed() => return None,
+                    _ = stop.wait_for(|s| *s) => return None,
+                };
+                edge_stats.handshake(accepted.is_ok());
+                let conn = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!("TLS handshake failed: {e}");
+                        log_summary::count(Failure::Refused);
+                        return None;
+                    }
+                };
+                if matches!(conn.selected_alpn_proto(), Some(ALPN::H2)) {
+                    // pingora's HTTP/2 server takes it from here; its streams are requests,
+                    // so the connection is never "idle between requests" to the tracker.
+                    place.slot.set_idle(false);
+                    return ServerApp::process_new(&self.proxy, Box::new(conn), shutdown).await;
+                }
+                (Box::new(conn) as Stream, true)
+            }
+            _ => (stream, false),
+        };
+
+        let mut guarded = GuardedStream::new(stream, limits, Some(Arc::clone(&place.slot)));
         let started = tokio::select! {
             biased;
             r = guarded.read_start() => r,
@@ -95,48 +178,63 @@ where
             Ok(true) => {}
             _ => return None,
         }
-        if guarded.is_h2_preface() {
+        if redirect && let Some(app) = &self.redirect {
+            if guarded.is_h2_preface() {
+                return None;
+            }
+            return serve_h1(app, guarded, &limits, shutdown).await;
+        }
+        if !tls && guarded.is_h2_preface() {
             guarded.end_head();
             return ServerApp::process_new(&self.proxy, Box::new(guarded), shutdown).await;
         }
-
-        let mut session = ServerSession::new_http1(Box::new(guarded));
-        apply_timeouts(&mut session, &limits);
-        session.set_keepalive(if *shutdown.borrow() {
-            None
-        } else {
-            Some(keepalive_secs(&limits))
-        });
-        session.set_pipelining_enabled(true);
-        let mut result = self.proxy.process_new_http(session, shutdown).await;
-        while let Some((stream, settings)) = result.map(|r| r.consume()) {
-            // Only GuardedStreams are handed to the proxy above.
-            let Ok(guarded) = stream.into_any().downcast::<GuardedStream>() else {
-                return None;
-            };
-            if !guarded.next_request() {
-                // Unscanned bytes went through (a refused upgrade followed by more data).
-                return None;
-            }
-            let stream: Stream = guarded;
-            let mut session = ServerSession::new_http1(stream);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
-            }
-            apply_timeouts(&mut session, &limits);
-            // pingora makes every HTTP/1.1 connection keep-alive without a timeout once it has
-            // parsed a head; the wait for the next head gets limits.keepalive_timeout here.
-            session.set_keepalive(if *shutdown.borrow() {
-                None
-            } else {
-                Some(keepalive_secs(&limits))
-            });
-            result = self.proxy.process_new_http(session, shutdown).await;
-        }
-        None
+        serve_h1(&self.proxy, guarded, &limits, shutdown).await
     }
 
     async fn cleanup(&self) {
         self.proxy.http_cleanup().await;
     }
+}
+
+/// Serve the HTTP/1.x requests of a guarded connection one by one through `app`.
+async fn serve_h1<B: HttpServerApp + Send + Sync>(
+    app: &Arc<B>,
+    guarded: GuardedStream,
+    limits: &Limits,
+    shutdown: &ShutdownWatch,
+) -> Option<Stream> {
+    let mut session = ServerSession::new_http1(Box::new(guarded));
+    apply_timeouts(&mut session, limits);
+    session.set_keepalive(if *shutdown.borrow() {
+        None
+    } else {
+        Some(keepalive_secs(limits))
+    });
+    session.set_pipelining_enabled(true);
+    let mut result = app.process_new_http(session, shutdown).await;
+    while let Some((stream, settings)) = result.map(|r| r.consume()) {
+        // Only GuardedStreams are handed to the application above.
+        let Ok(guarded) = stream.into_any().downcast::<GuardedStream>() else {
+            return None;
+        };
+        if !guarded.next_request() {
+            // Unscanned bytes went through (a refused upgrade followed by more data).
+            return None;
+        }
+        let stream: Stream = guarded;
+        let mut session = ServerSession::new_http1(stream);
+        if let Some(settings) = settings {
+            settings.apply_to_session(&mut session);
+        }
+        apply_timeouts(&mut session, limits);
+        // pingora makes every HTTP/1.1 connection keep-alive without a timeout once it has
+        // parsed a head; the wait for the next head gets limits.keepalive_timeout here.
+        session.set_keepalive(if *shutdown.borrow() {
+            None
+        } else {
+            Some(keepalive_secs(limits))
+        });
+        result = app.process_new_http(session, shutdown).await;
+    }
+    None
 }

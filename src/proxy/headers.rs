@@ -207,6 +207,7 @@ pub fn prepare_upstream_request(
     req: &mut RequestHeader,
     client: Option<IpAddr>,
     request_id: &HeaderValue,
+    https: bool,
 ) -> pingora::Result<()> {
     // Most requests carry none of these: one pass over the names instead of a hashed removal
     // of each.
@@ -249,7 +250,10 @@ pub fn prepare_upstream_request(
         req.insert_header(X_FORWARDED_FOR, xff)?;
         req.insert_header(X_REAL_IP, ip_text)?;
     }
-    req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
+    req.insert_header(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    )?;
     match req.headers.get(header::HOST).cloned() {
         Some(host) => req.insert_header(X_FORWARDED_HOST, host)?,
         None => {
@@ -331,7 +335,7 @@ mod tests {
             ("Content-Length", "0"),
         ]);
         let id = HeaderValue::from_static("rid");
-        prepare_upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), &id).unwrap();
+        prepare_upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), &id, false).unwrap();
         for gone in [
             "connection",
             "x-secret",
@@ -359,7 +363,7 @@ mod tests {
             ("X-Forwarded-For", "2.2.2.2"),
         ]);
         let id = HeaderValue::from_static("rid");
-        prepare_upstream_request(&mut r, Some("::1".parse().unwrap()), &id).unwrap();
+        prepare_upstream_request(&mut r, Some("::1".parse().unwrap()), &id, true).unwrap();
         assert_eq!(get(&r, "x-forwarded-for"), vec!["1.1.1.1, 2.2.2.2, ::1"]);
     }
 
@@ -372,7 +376,7 @@ mod tests {
         ]);
         assert!(upgrade_protocols(&r).is_some());
         let id = HeaderValue::from_static("rid");
-        prepare_upstream_request(&mut r, None, &id).unwrap();
+        prepare_upstream_request(&mut r, None, &id, false).unwrap();
         assert_eq!(get(&r, "upgrade"), vec!["websocket"]);
         assert_eq!(get(&r, "connection"), vec!["Upgrade"]);
         assert_eq!(get(&r, "sec-websocket-key"), vec!["k"]);
@@ -382,7 +386,7 @@ mod tests {
     fn any_upgrade_but_h2c_is_kept() {
         let upgrade = |v: &str| {
             let mut r = req(&[("Upgrade", v), ("Connection", "Upgrade")]);
-            prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid")).unwrap();
+            prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid"), false).unwrap();
             (
                 get(&r, "upgrade").join("|"),
                 get(&r, "connection").join("|"),
@@ -397,7 +401,7 @@ mod tests {
         // Without `Connection: upgrade` it is not an upgrade request.
         let mut r = req(&[("Upgrade", "custom_protocol")]);
         assert!(upgrade_protocols(&r).is_none());
-        prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid")).unwrap();
+        prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid"), false).unwrap();
         assert!(get(&r, "upgrade").is_empty());
     }
 

@@ -17,12 +17,14 @@ pub mod front;
 pub mod guarded;
 pub mod head;
 pub mod headers;
+pub mod redirect;
 mod request;
 pub mod respond;
 pub mod retry;
 
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
+use crate::edge::{self, Serve};
 use crate::log_summary::{self, Failure};
 use crate::state::Store;
 use async_trait::async_trait;
@@ -57,7 +59,29 @@ impl ProxyHttp for Switchyard {
         Ctx::new(self.store.load_full())
     }
 
-    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        if let Some(digest) = session.digest() {
+            ctx.tls = digest.ssl_digest.clone();
+            if ctx.tls.is_some() {
+                let local = digest
+                    .socket_digest
+                    .as_ref()
+                    .and_then(|s| s.local_addr())
+                    .and_then(|a| a.as_inet())
+                    .copied();
+                ctx.hsts = local
+                    .and_then(|a| edge::find(&ctx.state.listeners, a))
+                    .and_then(|l| match &l.serve {
+                        Serve::Tls(t) => t.hsts.clone(),
+                        _ => None,
+                    });
+            }
+        }
+        if session.is_http2() {
+            // The front door sets this on HTTP/1 sessions; pingora's HTTP/2 streams have no
+            // body read timeout (their connection's idle timeout and flow control apply).
+            session.set_write_timeout(Some(ctx.state.config.limits.send_timeout));
+        }
         if let Err((status, why)) = headers::check_request(session.req_header()) {
             session.set_keepalive(None);
             return Error::e_explain(ErrorType::HTTPStatus(status), why);
@@ -82,6 +106,7 @@ impl ProxyHttp for Switchyard {
             respond::send_error(session, 404, ctx.request_id.as_ref(), None, true).await?;
             return Ok(true);
         };
+        ctx.pool_index = pool;
         ctx.enter_pool(Arc::clone(&ctx.state.pools[pool]));
 
         if let Some(limit) = ctx.state.config.limits.max_body_bytes {
@@ -140,7 +165,10 @@ impl ProxyHttp for Switchyard {
 
         let cfg = &pool.config;
         let cap = |d: Duration| remaining.map_or(d, |r| d.min(r));
-        let mut peer = HttpPeer::new(server.config.socket, false, String::new());
+        let mut peer = match &ctx.state.peer_tls[ctx.pool_index] {
+            Some(tls) => tls.peer(server.config.socket, &server.config.addr),
+            None => HttpPeer::new(server.config.socket, false, String::new()),
+        };
         peer.options.connection_timeout = Some(cap(cfg.timeouts.connect));
         peer.options.total_connection_timeout = Some(cap(cfg.timeouts.connect));
         peer.options.read_timeout = Some(cap(cfg.timeouts.read));
@@ -221,7 +249,12 @@ impl ProxyHttp for Switchyard {
         let id = ctx.request_id.get_or_insert_with(headers::new_request_id);
         upstream_request.set_version(http::Version::HTTP_11);
         headers::origin_form(upstream_request)?;
-        headers::prepare_upstream_request(upstream_request, client_ip(session), id)
+        headers::prepare_upstream_request(
+            upstream_request,
+            client_ip(session),
+            id,
+            ctx.tls.is_some(),
+        )
     }
 
     async fn request_body_filter(
@@ -291,6 +324,9 @@ impl ProxyHttp for Switchyard {
         if let Some(id) = &ctx.request_id {
             upstream_response.insert_header(headers::X_REQUEST_ID, id.clone())?;
         }
+        if let Some(hsts) = &ctx.hsts {
+            upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+        }
         Ok(())
     }
 
@@ -343,6 +379,7 @@ impl ProxyHttp for Switchyard {
             400 | 408 | 413 | 414 | 431 => log_summary::count(Failure::Refused),
             _ => {}
         }
+        ctx.state.edge.request(session.is_http2());
         let elapsed = ctx.started.elapsed();
         let pool = ctx.pool.as_deref();
         pool.map_or(&ctx.state.no_route, |p| &p.stats)

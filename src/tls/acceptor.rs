@@ -1,7 +1,7 @@
 //! The TLS handshake of a client connection (SPEC §6), and the stream pingora is then given.
 //!
 //! [`server_config`] builds the rustls configuration of a TLS listener: certificates from its
-//! [`CertStore`] (chosen by SNI for every handshake, so a rotation needs no new config), TLS 1.2
+//! [`CertSet`] (chosen by SNI for every handshake), TLS 1.2
 //! and 1.3 only (1.3 only with `min_version: "1.3"`; rustls implements nothing older and only
 //! modern AEAD cipher suites), and ALPN `h2` then `http/1.1` when HTTP/2 is on.
 //! [`TlsAcceptor::accept`] runs the handshake on an accepted connection within a deadline;
@@ -9,7 +9,7 @@
 //! HTTP/2 server is picked on `h2`) and the TLS version and cipher (`SslDigest`), for the
 //! `X-Forwarded-Proto: https` header and the access log.
 
-use super::certs::CertStore;
+use super::certs::CertSet;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{ALPN, SslDigest};
@@ -33,10 +33,10 @@ pub enum MinVersion {
 
 /// The rustls configuration of one TLS listener.
 pub fn server_config(
-    certs: Arc<CertStore>,
+    certs: Arc<CertSet>,
     min_version: MinVersion,
     http2: bool,
-) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+) -> Result<rustls::ServerConfig, rustls::Error> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min_version {
         MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -51,7 +51,7 @@ pub fn server_config(
     } else {
         vec![b"http/1.1".to_vec()]
     };
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 /// Runs TLS handshakes for one listener.
@@ -61,9 +61,9 @@ pub struct TlsAcceptor {
 }
 
 impl TlsAcceptor {
-    pub fn new(config: Arc<rustls::ServerConfig>) -> TlsAcceptor {
+    pub fn new(config: rustls::ServerConfig) -> TlsAcceptor {
         TlsAcceptor {
-            inner: tokio_rustls::TlsAcceptor::from(config),
+            inner: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         }
     }
 

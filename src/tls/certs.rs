@@ -6,11 +6,8 @@
 //! certificate, no key, a key that does not match the certificate, an expired certificate.
 //! [`CertSet`] picks a certificate for a client's SNI: an exact DNS name first, then a
 //! wildcard name (`*.example.com` covers one label), else the first certificate, which is also
-//! what a client without SNI gets. [`CertStore`] holds the current set behind an `ArcSwap`,
-//! so a reload or a file change swaps certificates for new handshakes without touching
-//! connections already open.
+//! what a client without SNI gets; it is the rustls certificate resolver of its listener.
 
-use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -72,6 +69,65 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 
 /// Read and check a certificate chain and its key. `now` decides what is expired.
 pub fn load(cert: &Path, key: &Path, now: SystemTime) -> Result<LoadedCert, String> {
+    load_with_key(cert, key, now).map(|(c, _)| c)
+}
+
+/// A client certificate for TLS to upstream servers (mTLS), with its key in DER as pingora's
+/// connector takes it.
+pub struct ClientIdentity {
+    pub cert: LoadedCert,
+    pub key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ClientIdentity")
+            .field("cert", &self.cert.cert_path)
+            .finish()
+    }
+}
+
+/// [`load`] for a client certificate.
+pub fn load_client(cert: &Path, key: &Path, now: SystemTime) -> Result<ClientIdentity, String> {
+    let (cert_loaded, key_der) = load_with_key(cert, key, now)?;
+    let key_der = key_der.secret_der().to_vec();
+    // pingora's connector guesses the key type from the DER again; it must succeed.
+    PrivateKeyDer::try_from(key_der.as_slice())
+        .map_err(|e| format!("{}: unusable private key: {e}", key.display()))?;
+    Ok(ClientIdentity {
+        cert: cert_loaded,
+        key_der,
+    })
+}
+
+/// The certificates (DER) of a CA file: one or more PEM certificates, each a valid X.509.
+pub fn load_ca(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let pem = read_pem(path, "CA file")?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in the file", path.display()));
+    }
+    for (i, c) in certs.iter().enumerate() {
+        X509Certificate::from_der(c.as_ref()).map_err(|e| {
+            format!(
+                "{}: certificate {} is not an X.509 certificate: {e}",
+                path.display(),
+                i + 1
+            )
+        })?;
+    }
+    Ok(certs.into_iter().map(|c| c.as_ref().to_vec()).collect())
+}
+
+fn load_with_key(
+    cert: &Path,
+    key: &Path,
+    now: SystemTime,
+) -> Result<(LoadedCert, PrivateKeyDer<'static>), String> {
     let pem = read_pem(cert, "certificate")?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -105,12 +161,15 @@ pub fn load(cert: &Path, key: &Path, now: SystemTime) -> Result<LoadedCert, Stri
             cert.display()
         )
     })?;
-    Ok(LoadedCert {
-        cert_path: cert.to_path_buf(),
-        names,
-        not_after,
-        key: Arc::new(certified),
-    })
+    Ok((
+        LoadedCert {
+            cert_path: cert.to_path_buf(),
+            names,
+            not_after,
+            key: Arc::new(certified),
+        },
+        key_der,
+    ))
 }
 
 /// The DNS names and the expiry of a leaf certificate.
@@ -173,35 +232,11 @@ impl CertSet {
     }
 }
 
-/// The live certificate set of a listener: rustls asks it for every handshake, a reload swaps
-/// it.
-#[derive(Debug)]
-pub struct CertStore {
-    current: ArcSwap<CertSet>,
-}
-
-impl CertStore {
-    pub fn new(set: CertSet) -> CertStore {
-        CertStore {
-            current: ArcSwap::from_pointee(set),
-        }
-    }
-
-    /// New handshakes use `set`; connections already open keep their session.
-    pub fn swap(&self, set: CertSet) {
-        self.current.store(Arc::new(set));
-    }
-
-    pub fn current(&self) -> Arc<CertSet> {
-        self.current.load_full()
-    }
-}
-
-impl ResolvesServerCert for CertStore {
+/// rustls asks the set for a certificate at every handshake. A reload builds a new set (and a
+/// new rustls configuration); connections already open keep their session.
+impl ResolvesServerCert for CertSet {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(
-            &self.current.load().pick(hello.server_name()).key,
-        ))
+        Some(Arc::clone(&self.pick(hello.server_name()).key))
     }
 }
 

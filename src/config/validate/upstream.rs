@@ -236,6 +236,11 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         .as_ref()
         .map(|h| health(c, h, &at(&[Seg::Key("health_check")])));
 
+    let tls = up
+        .tls
+        .as_ref()
+        .and_then(|t| super::tls::upstream_tls(c, t, &at(&[Seg::Key("tls")])));
+
     if c.issues.len() > errors_before {
         return None;
     }
@@ -248,6 +253,7 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         retry,
         breaker,
         health_check,
+        tls,
     })
 }
 

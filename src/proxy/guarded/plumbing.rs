@@ -4,6 +4,7 @@
 use super::GuardedStream;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{ALPN, SslDigest};
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
     TimingDigest, UniqueID, UniqueIDType,
@@ -64,7 +65,16 @@ impl UniqueID for GuardedStream {
     }
 }
 
-impl Ssl for GuardedStream {}
+/// A TLS connection's facts (version, cipher, ALPN) reach pingora through the guard.
+impl Ssl for GuardedStream {
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
 
 impl GetTimingDigest for GuardedStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {

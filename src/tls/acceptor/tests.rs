@@ -33,7 +33,7 @@ struct Outcome {
 /// One handshake: the server with `min`/`http2`, the client offering `client_versions`, h2
 /// and http/1.1, for `sni`. The server writes a line through the pingora stream.
 async fn handshake(
-    store: Arc<CertStore>,
+    store: Arc<CertSet>,
     trusted: &[CertificateDer<'static>],
     min: MinVersion,
     http2: bool,
@@ -104,7 +104,7 @@ async fn sni_alpn_and_versions() {
     let dir = tempfile::tempdir().unwrap();
     let (a, a_der) = cert(dir.path(), "a.example");
     let (b, b_der) = cert(dir.path(), "b.example");
-    let store = Arc::new(CertStore::new(CertSet::new(vec![a, b]).unwrap()));
+    let store = Arc::new(CertSet::new(vec![a, b]).unwrap());
     let trusted = [a_der.clone(), b_der.clone()];
 
     // SNI picks the certificate; h2 by ALPN; TLS 1.3 preferred.
@@ -162,10 +162,10 @@ async fn sni_alpn_and_versions() {
 }
 
 #[tokio::test]
-async fn a_swapped_certificate_serves_new_handshakes() {
+async fn a_new_certificate_set_serves_new_handshakes() {
     let dir = tempfile::tempdir().unwrap();
     let (old, old_der) = cert(dir.path(), "a.example");
-    let store = Arc::new(CertStore::new(CertSet::new(vec![old]).unwrap()));
+    let store = Arc::new(CertSet::new(vec![old]).unwrap());
     let renewed = tempfile::tempdir().unwrap();
     let (new, new_der) = cert(renewed.path(), "a.example");
     let trusted = [old_der.clone(), new_der.clone()];
@@ -180,9 +180,9 @@ async fn a_swapped_certificate_serves_new_handshakes() {
     .await
     .unwrap();
     assert_eq!(before.peer, old_der);
-    store.swap(CertSet::new(vec![new]).unwrap());
+    // A reload builds a new set and configuration for new handshakes.
     let after = handshake(
-        store,
+        Arc::new(CertSet::new(vec![new]).unwrap()),
         &trusted,
         MinVersion::Tls12,
         true,

@@ -99,16 +99,3 @@ fn sni_picks_exact_then_wildcard_else_the_first() {
     assert_eq!(picked(None), "default");
     assert!(CertSet::new(Vec::new()).is_none());
 }
-
-#[test]
-fn a_swap_changes_what_new_handshakes_get() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = make(dir.path(), "first", &["a.example"], (2099, 1, 1));
-    let second = make(dir.path(), "second", &["a.example"], (2099, 1, 1));
-    let store =
-        CertStore::new(CertSet::new(vec![load(&first.cert, &first.key, now()).unwrap()]).unwrap());
-    let before = store.current().pick(Some("a.example")).key.cert[0].clone();
-    store.swap(CertSet::new(vec![load(&second.cert, &second.key, now()).unwrap()]).unwrap());
-    let after = store.current().pick(Some("a.example")).key.cert[0].clone();
-    assert_ne!(before, after);
-}
