@@ -108,6 +108,18 @@ pub struct StatusView {
     pub config: String,
     pub loaded_at: String,
     pub upstreams: Pools,
+    /// Certificates served by TLS listeners and presented to upstreams (SPEC §6).
+    pub certificates: Vec<CertView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertView {
+    /// The certificate file, as configured.
+    pub cert: String,
+    pub names: Vec<String>,
+    /// RFC 3339, UTC.
+    pub expires: String,
+    pub days_left: i64,
 }
 
 /// Pools in config order, serialized as a JSON object keyed by pool name.
@@ -178,6 +190,27 @@ impl StatusView {
                     })
                     .collect(),
             ),
+            certificates: {
+                let now = std::time::SystemTime::now();
+                let mut seen = std::collections::HashSet::new();
+                state
+                    .certificates()
+                    .filter(|c| seen.insert(c.cert_path.clone()))
+                    .map(|c| {
+                        let expires: DateTime<Utc> = c.not_after.into();
+                        let left = match c.not_after.duration_since(now) {
+                            Ok(d) => (d.as_secs() / 86_400) as i64,
+                            Err(e) => -((e.duration().as_secs() / 86_400) as i64) - 1,
+                        };
+                        CertView {
+                            cert: c.cert_path.display().to_string(),
+                            names: c.names.clone(),
+                            expires: expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+                            days_left: left,
+                        }
+                    })
+                    .collect()
+            },
         }
     }
 
@@ -209,6 +242,21 @@ impl StatusView {
                     s.breaker,
                     s.requests,
                     s.failures,
+                );
+            }
+            pools.push_str("</tbody></table></section>");
+        }
+        if !self.certificates.is_empty() {
+            pools.push_str("<section><h2>certificates</h2><table><thead><tr><th>file</th><th>names</th><th>expires</th><th>days left</th></tr></thead><tbody>");
+            for c in &self.certificates {
+                let class = if c.days_left < 14 { "open" } else { "closed" };
+                let _ = write!(
+                    pools,
+                    "<tr><td class=addr>{}</td><td class=addr>{}</td><td>{}</td><td><span class=\"badge {class}\">{}</span></td></tr>",
+                    escape_html(&c.cert),
+                    escape_html(&c.names.join(", ")),
+                    escape_html(&c.expires),
+                    c.days_left,
                 );
             }
             pools.push_str("</tbody></table></section>");

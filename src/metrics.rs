@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// (name, help, type, labels) of every series family, in the order they are defined.
-const FAMILIES: [(&str, &str, MetricType, &[&str]); 13] = [
+const FAMILIES: [(&str, &str, MetricType, &[&str]); 16] = [
     (
         "switchyard_requests_total",
         "Requests answered, by upstream and the status sent to the client",
@@ -98,6 +98,24 @@ const FAMILIES: [(&str, &str, MetricType, &[&str]); 13] = [
         "Unix time of the last successful config load",
         MetricType::GAUGE,
         &[],
+    ),
+    (
+        "switchyard_tls_handshakes_total",
+        "TLS handshakes with clients, by result",
+        MetricType::COUNTER,
+        &["result"],
+    ),
+    (
+        "switchyard_tls_certificate_expiry_timestamp_seconds",
+        "Unix time at which a served certificate expires, by certificate file",
+        MetricType::GAUGE,
+        &["cert"],
+    ),
+    (
+        "switchyard_downstream_requests_total",
+        "Client requests, by protocol",
+        MetricType::COUNTER,
+        &["protocol"],
     ),
 ];
 
@@ -207,7 +225,7 @@ fn histogram(pairs: &[(&str, &str)], s: &HistogramSnapshot) -> Metric {
 }
 
 /// The series of one pool's counters (`name` "" for requests that matched no route).
-fn pool_series(out: &mut [Vec<Metric>; 13], name: &str, stats: &PoolStats, retry_on: &[String]) {
+fn pool_series(out: &mut [Vec<Metric>; 16], name: &str, stats: &PoolStats, retry_on: &[String]) {
     for (status, n) in stats.statuses.nonzero() {
         out[0].push(counter(
             &[("upstream", name), ("code", &status.to_string())],
@@ -231,6 +249,36 @@ fn pool_series(out: &mut [Vec<Metric>; 13], name: &str, stats: &PoolStats, retry
     }
 }
 
+/// Handshakes, certificate expiry and requests by protocol (SPEC §6).
+fn edge_series(out: &mut [Vec<Metric>; 16], state: &RuntimeState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let e = &state.edge;
+    out[13].push(counter(
+        &[("result", "success")],
+        e.handshakes_ok.load(Relaxed),
+    ));
+    out[13].push(counter(
+        &[("result", "failure")],
+        e.handshakes_failed.load(Relaxed),
+    ));
+    let mut seen = std::collections::HashSet::new();
+    for cert in state.certificates() {
+        let path = cert.cert_path.display().to_string();
+        if seen.insert(path.clone()) {
+            let at = cert
+                .not_after
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            out[14].push(gauge(&[("cert", &path)], at));
+        }
+    }
+    out[15].push(counter(
+        &[("protocol", "http/1.1")],
+        e.requests_h1.load(Relaxed),
+    ));
+    out[15].push(counter(&[("protocol", "h2")], e.requests_h2.load(Relaxed)));
+}
+
 impl Collector for StateCollector {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
@@ -239,7 +287,7 @@ impl Collector for StateCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let state: Arc<RuntimeState> = self.store.load_full();
         let now = Instant::now();
-        let mut out: [Vec<Metric>; 13] = Default::default();
+        let mut out: [Vec<Metric>; 16] = Default::default();
         for pool in &state.pools {
             let name = pool.name.as_str();
             pool_series(&mut out, name, &pool.stats, &pool.config.retry.on.names());
@@ -282,6 +330,7 @@ impl Collector for StateCollector {
         out[10].push(counter(&[("result", "failure")], failed));
         out[11].push(gauge(&[], state.generation as f64));
         out[12].push(gauge(&[], self.reloads.last_success_unix()));
+        edge_series(&mut out, &state);
 
         FAMILIES
             .iter()

@@ -10,7 +10,9 @@
 //! points into), not the file: editors that save by writing a new file and renaming it over the
 //! old one, and Kubernetes ConfigMap updates (a new `..data` symlink swapped in), replace the
 //! file rather than modify it. Events are coalesced for [`SETTLE`], and a reload happens only
-//! when the file's content actually changed.
+//! when the file's content actually changed. The files the config reads (TLS certificates and
+//! keys, CA files, the admin token) are watched the same way: certbot renewing a certificate or
+//! cert-manager updating a Kubernetes Secret reloads the same config with the new files.
 //!
 //! The file is read once per reload; its bytes go to [`state::build`], the same path the
 //! start-up takes.
@@ -46,7 +48,30 @@ pub struct Reloader {
     pub stats: Arc<ReloadStats>,
     /// Serializes reloads, and remembers the content last read (for the watcher). Held while
     /// loading (plain blocking work, never across an `.await`).
-    last: Mutex<Option<u64>>,
+    last: Mutex<Seen>,
+}
+
+/// What the running configuration was built from, as hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    config: Option<u64>,
+    /// The files the config reads (certificates, keys…): their paths and contents.
+    files: u64,
+}
+
+/// A hash of the paths and contents of `files` (a missing or unreadable file hashes as such).
+fn files_hash(files: &[PathBuf]) -> u64 {
+    use std::io::Read;
+    let mut h = DefaultHasher::new();
+    for f in files {
+        f.hash(&mut h);
+        let mut bytes = Vec::new();
+        match std::fs::File::open(f).and_then(|file| file.take(4 << 20).read_to_end(&mut bytes)) {
+            Ok(_) => bytes.hash(&mut h),
+            Err(e) => e.kind().to_string().hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {
@@ -89,11 +114,15 @@ impl ReloadStats {
 impl Reloader {
     /// `loaded`: the bytes the running state was built from.
     pub fn new(store: Store, path: PathBuf, loaded: &[u8]) -> Reloader {
+        let files = files_hash(&store.load().config.files);
         Reloader {
             store,
             path,
             stats: Arc::new(ReloadStats::started()),
-            last: Mutex::new(Some(content_hash(loaded))),
+            last: Mutex::new(Seen {
+                config: Some(content_hash(loaded)),
+                files,
+            }),
         }
     }
 
@@ -104,9 +133,11 @@ impl Reloader {
             errors: e.0.iter().map(ToString::to_string).collect(),
         });
         if let Ok(b) = &bytes {
-            *last = Some(content_hash(b));
+            last.config = Some(content_hash(b));
         }
-        self.apply(trigger, bytes.map(|b| self.build(&b)).and_then(|r| r))
+        let result = self.apply(trigger, bytes.map(|b| self.build(&b)).and_then(|r| r));
+        last.files = files_hash(&self.store.load().config.files);
+        result
     }
 
     /// Reload if the file's content differs from what was last read (the watcher).
@@ -123,11 +154,29 @@ impl Reloader {
             }
         };
         let hash = content_hash(&bytes);
-        if *last == Some(hash) {
+        let files = files_hash(&self.store.load().config.files);
+        let trigger = if last.config != Some(hash) {
+            "file change"
+        } else if last.files != files {
+            // A certificate or key rewritten (certbot, cert-manager): the same config, read
+            // again with the new files.
+            "certificate change"
+        } else {
             return None;
-        }
-        *last = Some(hash);
-        Some(self.apply("file change", self.build(&bytes)))
+        };
+        last.config = Some(hash);
+        let result = self.apply(trigger, self.build(&bytes));
+        // After a failed reload the running config still reads the old list of files: what
+        // they hold now is what was seen (a fix to them is a new change).
+        last.files = files_hash(&self.store.load().config.files);
+        Some(result)
+    }
+
+    /// Every path whose change concerns the running state: the config and the files it reads.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.path.clone()];
+        out.extend(self.store.load().config.files.iter().cloned());
+        out
     }
 
     /// Count and log the result of a reload.
@@ -169,26 +218,38 @@ impl Reloader {
     /// Runs on its own thread; returns an error only if watching cannot start.
     pub fn watch(self: &Arc<Self>) -> notify::Result<()> {
         let (tx, rx) = mpsc::channel::<()>();
-        let path = self.path.clone();
+        // The files that matter, refreshed after every reload (certificates may move).
+        let files = Arc::new(Mutex::new(self.watched_files()));
+        let seen_by_callback = Arc::clone(&files);
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                // Only events about the config file or a link on its way count: a log file
-                // written next to it must not hold back (or trigger) a reload.
-                if let Ok(event) = res
-                    && event.paths.iter().any(|p| concerns(&path, p))
+                // Only events about the config file, a file it reads, or a link on the way to
+                // one count: a log file written next to them must not hold back (or trigger) a
+                // reload.
+                let Ok(event) = res else { return };
+                let files = seen_by_callback
+                    .lock()
+                    .map(|f| f.clone())
+                    .unwrap_or_default();
+                if event
+                    .paths
+                    .iter()
+                    .any(|p| files.iter().any(|f| concerns(f, p)))
                 {
                     let _ = tx.send(());
                 }
             })?;
-        for dir in watched_dirs(&self.path) {
-            watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        let mut watching: Vec<PathBuf> = Vec::new();
+        // The config's directory must be watchable; a certificate directory that is not is
+        // logged, and SIGHUP still reloads.
+        watch_new(&mut watcher, &mut watching, std::slice::from_ref(&self.path))?;
+        if let Err(e) = watch_new(&mut watcher, &mut watching, &self.watched_files()) {
+            tracing::warn!("cannot watch the certificate files for changes ({e}); reload with SIGHUP or POST /reload");
         }
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("config-watch".into())
             .spawn(move || {
-                // The watcher lives (and keeps sending) as long as this thread.
-                let _watcher = watcher;
                 while rx.recv().is_ok() {
                     // Coalesce a burst of events into one look at the file, but never wait
                     // longer than SETTLE_MAX for the burst to end.
@@ -202,6 +263,14 @@ impl Reloader {
                         continue;
                     }
                     let _ = me.reload_if_changed();
+                    // Follow files a reload may have added.
+                    let now_watched = me.watched_files();
+                    if let Ok(mut f) = files.lock() {
+                        f.clone_from(&now_watched);
+                    }
+                    if let Err(e) = watch_new(&mut watcher, &mut watching, &now_watched) {
+                        tracing::warn!("cannot watch a file of the configuration: {e}");
+                    }
                 }
             })
             .map_err(|e| notify::Error::generic(&e.to_string()))?;
@@ -209,7 +278,22 @@ impl Reloader {
     }
 }
 
-/// Whether a file event at `event_path` concerns the config at `config`: the file itself, or
+/// Watch the directories of `paths` not watched yet.
+fn watch_new(
+    watcher: &mut notify::RecommendedWatcher,
+    watching: &mut Vec<PathBuf>,
+    paths: &[PathBuf],
+) -> notify::Result<()> {
+    for dir in paths.iter().flat_map(|p| watched_dirs(p)) {
+        if !watching.contains(&dir) {
+            watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+            watching.push(dir);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file event at `event_path` concerns the file at `config`: the file itself, or
 /// any link on the way to it, or what such a link points to (a Kubernetes ConfigMap swaps the
 /// `..data` link; an editor renames a new file over the old one).
 fn concerns(config: &Path, event_path: &Path) -> bool {

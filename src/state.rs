@@ -13,7 +13,8 @@
 
 use crate::access_log::AccessLogger;
 use crate::edge::{self, EdgeStats, ListenerState, Serve};
-use crate::config::{self, Config};
+use crate::config::{self, Config, ListenerKind};
+use crate::tls::certs::LoadedCert;
 use crate::router::Router;
 use crate::tls::upstream::PeerTls;
 use crate::upstream::{Pool, PoolStats, ServerKey, ServerStats};
@@ -184,6 +185,22 @@ impl RuntimeState {
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
             peer_tls,
         }
+    }
+
+    /// Every certificate served or presented: TLS listeners' ones, then upstream client
+    /// certificates, in file order.
+    pub fn certificates(&self) -> impl Iterator<Item = &LoadedCert> + '_ {
+        let served = self.config.listeners.iter().flat_map(|l| match &l.kind {
+            ListenerKind::Tls(t) => t.certs.certs(),
+            _ => &[],
+        });
+        let clients = self
+            .config
+            .upstreams
+            .iter()
+            .filter_map(|u| u.tls.as_ref()?.client.as_ref())
+            .map(|c| &c.cert);
+        served.chain(clients)
     }
 
     /// Every server's key and live state.

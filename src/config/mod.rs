@@ -168,6 +168,9 @@ pub struct Config {
     /// What is allowed but deserves attention (a certificate about to expire, `verify: false`):
     /// printed by `check` and logged at every load.
     pub warnings: Vec<ConfigError>,
+    /// Every other file this config reads (certificates, keys, CA files, the admin token), as
+    /// opened: the watcher reloads when one of them changes.
+    pub files: Vec<PathBuf>,
 }
 
 impl Config {

@@ -40,6 +40,8 @@ struct Checker<'a> {
     resolve: Resolve<'a>,
     /// The config file: files it names are relative to its directory.
     source: PathBuf,
+    /// Files read for this config (`Config::files`).
+    files: Vec<PathBuf>,
 }
 
 fn path_string(path: &[Seg<'_>]) -> String {
@@ -62,6 +64,15 @@ impl Checker<'_> {
     fn err(&mut self, path: &[Seg<'_>], msg: impl Into<String>) {
         let mark = self.root.locate(path);
         self.issues.push(mark, path_string(path), msg);
+    }
+
+    /// A file named in the config, relative to the config's directory; remembered as read.
+    fn file(&mut self, name: &str) -> PathBuf {
+        let path = tls::resolve_file(&self.source, name);
+        if !self.files.contains(&path) {
+            self.files.push(path.clone());
+        }
+        path
     }
 
     fn warn(&mut self, path: &[Seg<'_>], msg: impl Into<String>) {
@@ -174,6 +185,7 @@ pub fn validate_with(
         warnings: Issues::default(),
         resolve,
         source: source.clone(),
+        files: Vec::new(),
     };
 
     // listen
@@ -218,7 +230,7 @@ pub fn validate_with(
 
     let token_path = [Seg::Key("admin"), Seg::Key("token_file")];
     let admin_token = match file.admin.as_ref().and_then(|a| a.token_file.as_deref()) {
-        Some(t) => match read_token(&c.source, t) {
+        Some(t) => match read_token(&c.file(t), t) {
             Ok(token) => Some(token),
             Err(e) => {
                 c.err(&token_path, e);
@@ -407,7 +419,9 @@ pub fn validate_with(
     if !c.issues.is_empty() {
         return None;
     }
-    let warnings = c.warnings.into_errors(&source.display().to_string()).0;
+    let warnings = std::mem::take(&mut c.warnings)
+        .into_errors(&source.display().to_string())
+        .0;
     Some(Config {
         source,
         listeners,
@@ -422,14 +436,15 @@ pub fn validate_with(
         upstreams,
         routes,
         warnings,
+        files: c.files,
     })
 }
 
 /// The token in `admin.token_file` (relative to the config file's directory): the file's
 /// content without surrounding whitespace, from a regular file of at most 4 KiB.
-fn read_token(config: &std::path::Path, file: &str) -> Result<AdminToken, String> {
+/// `path` is `file` resolved against the config's directory.
+fn read_token(path: &std::path::Path, file: &str) -> Result<AdminToken, String> {
     use std::io::Read;
-    let path = tls::resolve_file(config, file);
     let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
     if !meta.is_file() {
         return Err(format!("`{file}` is not a regular file"));

@@ -422,6 +422,8 @@ impl ProxyHttp for Switchyard {
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
+            protocol: if session.is_http2() { "h2" } else { "http/1.1" },
+            tls: ctx.tls.as_ref().map(|t| t.version.as_ref()),
         });
     }
 }

@@ -148,11 +148,8 @@ fn tls_listener(
             continue;
         };
         let cert_path = [&p[..], &[Seg::Key("cert")]].concat();
-        match certs::load(
-            &resolve_file(&c.source, cert),
-            &resolve_file(&c.source, key),
-            now,
-        ) {
+        let (cert_file, key_file) = (c.file(cert), c.file(key));
+        match certs::load(&cert_file, &key_file, now) {
             Ok(mut l) => {
                 // Named as configured, in metrics and `/status`.
                 l.cert_path = PathBuf::from(cert);
@@ -205,7 +202,7 @@ pub(super) fn upstream_tls(
     }
     let ca = match &tls.ca {
         None => None,
-        Some(file) => match certs::load_ca(&resolve_file(&c.source, file)) {
+        Some(file) => match certs::load_ca(&c.file(file)) {
             Ok(list) => Some(Arc::new(list)),
             Err(e) => {
                 c.err(&at("ca"), e);
@@ -217,11 +214,8 @@ pub(super) fn upstream_tls(
         (None, None) => None,
         (Some(cert), Some(key)) => {
             let now = SystemTime::now();
-            match certs::load_client(
-                &resolve_file(&c.source, cert),
-                &resolve_file(&c.source, key),
-                now,
-            ) {
+            let (cert_file, key_file) = (c.file(cert), c.file(key));
+            match certs::load_client(&cert_file, &key_file, now) {
                 Ok(mut l) => {
                     l.cert.cert_path = PathBuf::from(cert);
                     warn_expiry(c, &at("client_cert"), &l.cert, now);
