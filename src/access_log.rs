@@ -252,12 +252,7 @@ fn format_combined(buf: &mut Vec<u8>, e: &Entry<'_>) {
         e.duration.as_secs_f64() * 1e3,
     );
     escape_into(buf, e.request_id.unwrap_or("-"));
-    let _ = write!(
-        buf,
-        " protocol={} tls={}",
-        e.protocol,
-        e.tls.unwrap_or("-")
-    );
+    let _ = write!(buf, " protocol={} tls={}", e.protocol, e.tls.unwrap_or("-"));
 }
 
 /// Like nginx: `"`, `\` and bytes outside printable ASCII become `\xHH`.

@@ -242,9 +242,15 @@ impl Reloader {
         let mut watching: Vec<PathBuf> = Vec::new();
         // The config's directory must be watchable; a certificate directory that is not is
         // logged, and SIGHUP still reloads.
-        watch_new(&mut watcher, &mut watching, std::slice::from_ref(&self.path))?;
+        watch_new(
+            &mut watcher,
+            &mut watching,
+            std::slice::from_ref(&self.path),
+        )?;
         if let Err(e) = watch_new(&mut watcher, &mut watching, &self.watched_files()) {
-            tracing::warn!("cannot watch the certificate files for changes ({e}); reload with SIGHUP or POST /reload");
+            tracing::warn!(
+                "cannot watch the certificate files for changes ({e}); reload with SIGHUP or POST /reload"
+            );
         }
         let me = Arc::clone(self);
         std::thread::Builder::new()

@@ -12,10 +12,10 @@
 //! never changes the rules under a request in flight.
 
 use crate::access_log::AccessLogger;
-use crate::edge::{self, EdgeStats, ListenerState, Serve};
 use crate::config::{self, Config, ListenerKind};
-use crate::tls::certs::LoadedCert;
+use crate::edge::{self, EdgeStats, ListenerState, Serve};
 use crate::router::Router;
+use crate::tls::certs::LoadedCert;
 use crate::tls::upstream::PeerTls;
 use crate::upstream::{Pool, PoolStats, ServerKey, ServerStats};
 use arc_swap::ArcSwap;

@@ -16,13 +16,13 @@ pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
 pub use units::StatusRange;
 
-use http::HeaderName;
 use crate::tls::acceptor::MinVersion;
 use crate::tls::certs::{CertSet, ClientIdentity};
-use std::sync::Arc;
+use http::HeaderName;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest config file accepted. A real config, even with 10 000 servers, is a fraction of
@@ -202,7 +202,9 @@ pub enum ListenerKind {
     Plain,
     Tls(TlsListener),
     /// Answers every request `308` to `https://host[:https_port]/path?query`.
-    RedirectHttps { https_port: u16 },
+    RedirectHttps {
+        https_port: u16,
+    },
 }
 
 impl ListenerKind {

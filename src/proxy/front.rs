@@ -24,9 +24,9 @@ use crate::tls::acceptor::TlsAcceptor;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::ALPN;
 use pingora::protocols::{Ssl, Stream};
-use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 

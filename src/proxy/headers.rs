@@ -386,7 +386,8 @@ mod tests {
     fn any_upgrade_but_h2c_is_kept() {
         let upgrade = |v: &str| {
             let mut r = req(&[("Upgrade", v), ("Connection", "Upgrade")]);
-            prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid"), false).unwrap();
+            prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid"), false)
+                .unwrap();
             (
                 get(&r, "upgrade").join("|"),
                 get(&r, "connection").join("|"),

@@ -325,7 +325,8 @@ impl ProxyHttp for Switchyard {
             upstream_response.insert_header(headers::X_REQUEST_ID, id.clone())?;
         }
         if let Some(hsts) = &ctx.hsts {
-            upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+            upstream_response
+                .insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
         }
         Ok(())
     }

@@ -18,8 +18,12 @@ pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
 }
 
 /// The host and path a request is routed by. An absolute-form target's authority wins over
-/// `Host` (RFC 9112 §3.2.2), and its path is the part before any query (`/` when empty).
+/// `Host` (RFC 9112 §3.2.2), and its path is the part before any query (`/` when empty). An
+/// HTTP/2 request names its host in `:authority` (RFC 9113 §8.3.1), which wins over `Host`.
 pub(super) fn route_target(req: &RequestHeader) -> (Option<&str>, &str) {
+    if let Some(host) = req.uri.host() {
+        return (Some(host), req.uri.path());
+    }
     match headers::absolute_target(req) {
         Some((authority, rest)) => {
             let path = rest

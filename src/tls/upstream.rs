@@ -40,7 +40,13 @@ impl PeerTls {
                 .into()
         });
         let client = tls.client.as_ref().map(|id| {
-            let chain = id.cert.key.cert.iter().map(|c| c.as_ref().to_vec()).collect();
+            let chain = id
+                .cert
+                .key
+                .cert
+                .iter()
+                .map(|c| c.as_ref().to_vec())
+                .collect();
             Arc::new(CertKey::new(chain, id.key_der.clone()))
         });
         PeerTls {
@@ -53,7 +59,10 @@ impl PeerTls {
 
     /// A peer for the server at `addr` (`host:port` as configured) over TLS.
     pub fn peer(&self, socket: std::net::SocketAddr, addr: &str) -> HttpPeer {
-        let sni = self.sni.clone().unwrap_or_else(|| host_of(addr).to_string());
+        let sni = self
+            .sni
+            .clone()
+            .unwrap_or_else(|| host_of(addr).to_string());
         let mut peer = HttpPeer::new(socket, true, sni);
         peer.options.verify_cert = self.verify;
         peer.options.verify_hostname = self.verify;

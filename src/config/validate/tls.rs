@@ -70,7 +70,10 @@ fn kind(c: &mut Checker<'_>, l: &FileListener, base: &[Seg<'_>]) -> Option<Liste
         );
     }
     if l.https_port.is_some() && !redirect {
-        c.err(&at("https_port"), "`https_port` goes with `redirect_https: true`");
+        c.err(
+            &at("https_port"),
+            "`https_port` goes with `redirect_https: true`",
+        );
     }
     if l.tls.is_none() {
         if l.http2.is_some() {
@@ -144,7 +147,10 @@ fn tls_listener(
     for (j, entry) in list.iter().enumerate() {
         let p = [&list_path[..], &[Seg::Index(j)]].concat();
         let (Some(cert), Some(key)) = (&entry.cert, &entry.key) else {
-            c.err(&p, "both `cert` (PEM chain, leaf first) and `key` are required");
+            c.err(
+                &p,
+                "both `cert` (PEM chain, leaf first) and `key` are required",
+            );
             continue;
         };
         let cert_path = [&p[..], &[Seg::Key("cert")]].concat();
