@@ -157,9 +157,8 @@ fn tls_1_1_is_refused_1_2_and_1_3_are_accepted_and_min_version_reloads() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(&tls11_client_hello()).unwrap();
     let mut first = [0u8; 1];
-    match s.read(&mut first) {
-        Ok(1) => assert_eq!(first[0], 0x15, "expected a TLS alert record"),
-        Ok(_) | Err(_) => {}
+    if let Ok(1) = s.read(&mut first) {
+        assert_eq!(first[0], 0x15, "expected a TLS alert record");
     }
     wait_until(
         "the failed handshake counted",
@@ -180,7 +179,7 @@ fn tls_1_1_is_refused_1_2_and_1_3_are_accepted_and_min_version_reloads() {
     ] {
         let x = exchange(
             p.addr,
-            client_config(&[a.der.clone()], versions, &[]),
+            client_config(std::slice::from_ref(&a.der), versions, &[]),
             "a.example",
             req,
         )
@@ -194,9 +193,17 @@ fn tls_1_1_is_refused_1_2_and_1_3_are_accepted_and_min_version_reloads() {
     let text = text.replace("    tls:\n", "    tls:\n      min_version: \"1.3\"\n");
     std::fs::write(&p.config_path, text).unwrap();
     assert_eq!(request(p.admin, "POST", "/reload", &[], b"").status, 200);
-    let tls12 = client_config(&[a.der.clone()], &[&rustls::version::TLS12], &[]);
+    let tls12 = client_config(
+        std::slice::from_ref(&a.der),
+        &[&rustls::version::TLS12],
+        &[],
+    );
     assert!(exchange(p.addr, tls12, "a.example", req).is_err());
-    let tls13 = client_config(&[a.der.clone()], &[&rustls::version::TLS13], &[]);
+    let tls13 = client_config(
+        std::slice::from_ref(&a.der),
+        &[&rustls::version::TLS13],
+        &[],
+    );
     assert_eq!(
         exchange(p.addr, tls13, "a.example", req)
             .unwrap()
@@ -217,7 +224,11 @@ fn http2_by_alpn_serves_concurrent_streams_with_the_same_routing() {
         web.addr, api.addr
     );
     let p = Proxy::start(&tls_config(&[(&a.cert, &a.key)], "", &rest));
-    let config = client_config(&[a.der.clone()], both_versions(), &[b"h2", b"http/1.1"]);
+    let config = client_config(
+        std::slice::from_ref(&a.der),
+        both_versions(),
+        &[b"h2", b"http/1.1"],
+    );
     let addr = p.addr;
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -315,7 +326,7 @@ fn certificates_rotate_without_a_restart_and_a_bad_key_keeps_the_old_one() {
         https_get(p.addr, trusted, "a.example", "/").map(|x| x.peer)
     };
     // A connection opened before the rotation keeps working after it.
-    let before = client_config(&[first.der.clone()], both_versions(), &[]);
+    let before = client_config(std::slice::from_ref(&first.der), both_versions(), &[]);
     let name = rustls::pki_types::ServerName::try_from("a.example").unwrap();
     let conn = rustls::ClientConnection::new(before, name).unwrap();
     let mut open = rustls::StreamOwned::new(conn, TcpStream::connect(p.addr).unwrap());
@@ -386,7 +397,7 @@ fn a_redirect_listener_sends_clients_to_https() {
         Some("https://shop.example:8443/login?next=%2Fhome")
     );
     assert_eq!(app.hits(), 0, "a redirect never reaches an upstream");
-    let x = https_get(p.addr, &[a.der.clone()], "a.example", "/").unwrap();
+    let x = https_get(p.addr, std::slice::from_ref(&a.der), "a.example", "/").unwrap();
     assert_eq!(
         x.response.header("strict-transport-security"),
         Some("max-age=7200")

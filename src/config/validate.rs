@@ -445,12 +445,12 @@ pub fn validate_with(
 /// `path` is `file` resolved against the config's directory.
 fn read_token(path: &std::path::Path, file: &str) -> Result<AdminToken, String> {
     use std::io::Read;
-    let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{file}`: {e}"))?;
     if !meta.is_file() {
         return Err(format!("`{file}` is not a regular file"));
     }
     let mut text = String::new();
-    std::fs::File::open(&path)
+    std::fs::File::open(path)
         .and_then(|f| f.take(4097).read_to_string(&mut text))
         .map_err(|e| format!("cannot read `{file}`: {e}"))?;
     if text.len() > 4096 {
