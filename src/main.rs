@@ -145,8 +145,23 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             Some(h) => format!(", health check {} every {:?}", h.path, h.interval),
             None => String::new(),
         };
+        let tls = match &u.tls {
+            Some(t) => format!(
+                ", TLS{}{}{}",
+                t.sni
+                    .as_deref()
+                    .map_or(String::new(), |s| format!(" to {s}")),
+                if t.verify { "" } else { " NOT VERIFIED" },
+                if t.client.is_some() {
+                    " with a client certificate"
+                } else {
+                    ""
+                }
+            ),
+            None => String::new(),
+        };
         out += &format!(
-            "    {} ({balance}, {n} server{}{health})\n",
+            "    {} ({balance}, {n} server{}{health}{tls})\n",
             u.name,
             if n == 1 { "" } else { "s" }
         );

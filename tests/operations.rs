@@ -485,8 +485,17 @@ fn the_status_page_is_self_contained_html() {
 #[test]
 fn deploy_dashboards_use_only_exported_metric_names() {
     let a = Mock::named("a");
-    let p = start(&config(&[(&a, 1)], ""));
-    get(p.addr, "/");
+    // A TLS listener, so that the certificate families are exported too.
+    let certs = tempfile::tempdir().unwrap();
+    let cert = support::tls::self_signed(certs.path(), "edge", &["edge.example"]);
+    let p = Proxy::start(&format!(
+        "listen:\n  - addr: \"{{listen}}\"\n    tls: {{certificates: [{{cert: \"{}\", key: \"{}\"}}]}}\nadmin: {{listen: \"{{admin}}\"}}\nupstreams:\n  app: {{servers: [{{addr: \"{}\"}}]}}\n",
+        cert.cert.display(),
+        cert.key.display(),
+        a.addr
+    ));
+    let r = support::tls::https_get(p.addr, std::slice::from_ref(&cert.der), "edge.example", "/");
+    assert_eq!(r.unwrap().response.status, 200);
     let exported: std::collections::HashSet<String> = get(p.admin, "/metrics")
         .text()
         .lines()
@@ -494,7 +503,7 @@ fn deploy_dashboards_use_only_exported_metric_names() {
         .filter_map(|l| l.split(' ').next())
         .map(String::from)
         .collect();
-    assert_eq!(exported.len(), 13, "{exported:?}");
+    assert_eq!(exported.len(), 16, "{exported:?}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
     for file in [
         "grafana/switchyard-dashboard.json",
