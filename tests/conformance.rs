@@ -58,12 +58,19 @@ fn head(lines: &[&[u8]], body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// How a test reaches the proxy: the first status, whether it closed, and the bytes.
+type Via<'a> = &'a dyn Fn(&[u8]) -> (Option<u16>, bool, Vec<u8>);
+
 /// Each malformed request gets `status` and a close, reaches nothing upstream, and the proxy
 /// serves the next request.
 fn refused(p: &Proxy, mock: &Mock, cases: &[(&str, u16, Vec<u8>)]) {
+    refused_via(&|bytes| send(p.addr, bytes), mock, cases)
+}
+
+fn refused_via(via: Via<'_>, mock: &Mock, cases: &[(&str, u16, Vec<u8>)]) {
     for (name, status, bytes) in cases {
         let before = mock.hits();
-        let (got, closed, out) = send(p.addr, bytes);
+        let (got, closed, out) = via(bytes);
         assert_eq!(
             got,
             Some(*status),
@@ -78,8 +85,8 @@ fn refused(p: &Proxy, mock: &Mock, cases: &[(&str, u16, Vec<u8>)]) {
             mock.seen().last()
         );
         assert_eq!(
-            get(p.addr, "/next").status,
-            200,
+            via(b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").0,
+            Some(200),
             "{name}: the next request failed"
         );
     }
@@ -89,6 +96,31 @@ fn refused(p: &Proxy, mock: &Mock, cases: &[(&str, u16, Vec<u8>)]) {
 fn broken_request_framing_is_refused_and_never_reaches_the_upstream() {
     let mock = Mock::named("ok");
     let p = proxy_for(&mock, "");
+    refused(&p, &mock, &framing_cases());
+}
+
+/// The same front door on a TLS listener: HTTP/1.1 inside TLS gets the same answers.
+#[test]
+fn broken_request_framing_is_refused_the_same_way_over_tls() {
+    let mock = Mock::named("ok");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = support::tls::self_signed(dir.path(), "t", &["t"]);
+    let p = Proxy::start(&format!(
+        "listen:\n  - addr: \"{{listen}}\"\n    tls: {{certificates: [{{cert: \"{}\", key: \"{}\"}}]}}\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 1\naccess_log: off\nupstreams:\n  app:\n    servers: [{{addr: \"{}\"}}]\n    retry: {{tries: 1}}\n",
+        cert.cert.display(),
+        cert.key.display(),
+        mock.addr
+    ));
+    let config = support::tls::client_config(
+        std::slice::from_ref(&cert.der),
+        support::tls::both_versions(),
+        &[b"http/1.1"],
+    );
+    let via = |bytes: &[u8]| support::tls::send(p.addr, &config, "t", bytes);
+    refused_via(&via, &mock, &framing_cases());
+}
+
+fn framing_cases() -> Vec<(&'static str, u16, Vec<u8>)> {
     let post = |fields: &[&[u8]], body: &[u8]| {
         let mut lines: Vec<&[u8]> = vec![b"POST /a HTTP/1.1", b"Host: t"];
         lines.extend_from_slice(fields);
@@ -105,111 +137,107 @@ fn broken_request_framing_is_refused_and_never_reaches_the_upstream() {
         b"\r\na\r\n0\r\n\r\n",
     ]
     .concat();
-    refused(
-        &p,
-        &mock,
-        &[
-            // RFC 9112 §6.3: an invalid Content-Length is unrecoverable framing.
-            (
-                "invalid Content-Length",
-                400,
-                post(&[b"Content-Length: 1x"], b"a"),
+    vec![
+        // RFC 9112 §6.3: an invalid Content-Length is unrecoverable framing.
+        (
+            "invalid Content-Length",
+            400,
+            post(&[b"Content-Length: 1x"], b"a"),
+        ),
+        // RFC 9110 §8.6 lets a recipient reject repeated lengths; nginx does, we do.
+        (
+            "two equal Content-Length",
+            400,
+            post(&[b"Content-Length: 1", b"Content-Length: 1"], b"a"),
+        ),
+        (
+            "conflicting Content-Length",
+            400,
+            post(&[b"Content-Length: 1", b"Content-Length: 2"], b"ab"),
+        ),
+        // RFC 9112 §6.3: a final coding other than chunked is 400.
+        (
+            "TE final coding not chunked",
+            400,
+            post(&[b"Transfer-Encoding: gzip"], b"abc"),
+        ),
+        // RFC 9112 §6.1: chunked is never applied twice.
+        (
+            "chunked twice",
+            400,
+            post(
+                &[b"Transfer-Encoding: chunked, chunked"],
+                b"1\r\na\r\n0\r\n\r\n",
             ),
-            // RFC 9110 §8.6 lets a recipient reject repeated lengths; nginx does, we do.
-            (
-                "two equal Content-Length",
-                400,
-                post(&[b"Content-Length: 1", b"Content-Length: 1"], b"a"),
+        ),
+        // RFC 9112 §6.1: a coding we do not implement is 501.
+        (
+            "unknown coding before chunked",
+            501,
+            post(
+                &[b"Transfer-Encoding: gzip, chunked"],
+                b"1\r\na\r\n0\r\n\r\n",
             ),
-            (
-                "conflicting Content-Length",
-                400,
-                post(&[b"Content-Length: 1", b"Content-Length: 2"], b"ab"),
+        ),
+        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+        (
+            "TE in HTTP/1.0",
+            400,
+            head(
+                &[
+                    b"POST /a HTTP/1.0",
+                    b"Host: t",
+                    b"Transfer-Encoding: chunked",
+                ],
+                b"1\r\na\r\n0\r\n\r\n",
             ),
-            // RFC 9112 §6.3: a final coding other than chunked is 400.
-            (
-                "TE final coding not chunked",
-                400,
-                post(&[b"Transfer-Encoding: gzip"], b"abc"),
-            ),
-            // RFC 9112 §6.1: chunked is never applied twice.
-            (
-                "chunked twice",
-                400,
+        ),
+        // RFC 9112 §6.1: CL with TE "ought to be handled as an error".
+        (
+            "CL with TE",
+            400,
+            [
                 post(
-                    &[b"Transfer-Encoding: chunked, chunked"],
-                    b"1\r\na\r\n0\r\n\r\n",
+                    &[b"Content-Length: 3", b"Transfer-Encoding: chunked"],
+                    b"0\r\n\r\n",
                 ),
+                b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+            ]
+            .concat(),
+        ),
+        // RFC 9112 §5.1: no whitespace between a field name and the colon.
+        (
+            "space before colon",
+            400,
+            head(&[b"GET /a HTTP/1.1", b"Host : t"], b""),
+        ),
+        // RFC 9112 §5.2: obs-fold is rejected.
+        ("obs-fold", 400, get_with(&[b"X-A: 1", b" 2"])),
+        // RFC 9112 §2.2: a bare CR is invalid.
+        ("bare CR", 400, get_with(&[b"X-A: a\rb"])),
+        // RFC 9110 §5.5: no NUL or other controls in a field value.
+        ("NUL", 400, get_with(&[b"X-A: a\x00b"])),
+        ("control character", 400, get_with(&[b"X-A: a\x01b"])),
+        // RFC 9112 §7.1: chunk sizes are hex and bounded; extensions are bounded here.
+        (
+            "malformed chunk size",
+            400,
+            post(&[b"Transfer-Encoding: chunked"], b"zz\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "overflowing chunk size",
+            400,
+            post(
+                &[b"Transfer-Encoding: chunked"],
+                b"ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
             ),
-            // RFC 9112 §6.1: a coding we do not implement is 501.
-            (
-                "unknown coding before chunked",
-                501,
-                post(
-                    &[b"Transfer-Encoding: gzip, chunked"],
-                    b"1\r\na\r\n0\r\n\r\n",
-                ),
-            ),
-            // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
-            (
-                "TE in HTTP/1.0",
-                400,
-                head(
-                    &[
-                        b"POST /a HTTP/1.0",
-                        b"Host: t",
-                        b"Transfer-Encoding: chunked",
-                    ],
-                    b"1\r\na\r\n0\r\n\r\n",
-                ),
-            ),
-            // RFC 9112 §6.1: CL with TE "ought to be handled as an error".
-            (
-                "CL with TE",
-                400,
-                [
-                    post(
-                        &[b"Content-Length: 3", b"Transfer-Encoding: chunked"],
-                        b"0\r\n\r\n",
-                    ),
-                    b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
-                ]
-                .concat(),
-            ),
-            // RFC 9112 §5.1: no whitespace between a field name and the colon.
-            (
-                "space before colon",
-                400,
-                head(&[b"GET /a HTTP/1.1", b"Host : t"], b""),
-            ),
-            // RFC 9112 §5.2: obs-fold is rejected.
-            ("obs-fold", 400, get_with(&[b"X-A: 1", b" 2"])),
-            // RFC 9112 §2.2: a bare CR is invalid.
-            ("bare CR", 400, get_with(&[b"X-A: a\rb"])),
-            // RFC 9110 §5.5: no NUL or other controls in a field value.
-            ("NUL", 400, get_with(&[b"X-A: a\x00b"])),
-            ("control character", 400, get_with(&[b"X-A: a\x01b"])),
-            // RFC 9112 §7.1: chunk sizes are hex and bounded; extensions are bounded here.
-            (
-                "malformed chunk size",
-                400,
-                post(&[b"Transfer-Encoding: chunked"], b"zz\r\nabc\r\n0\r\n\r\n"),
-            ),
-            (
-                "overflowing chunk size",
-                400,
-                post(
-                    &[b"Transfer-Encoding: chunked"],
-                    b"ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
-                ),
-            ),
-            (
-                "over-long chunk extension",
-                400,
-                post(&[b"Transfer-Encoding: chunked"], &long_ext),
-            ),
-        ],
-    );
+        ),
+        (
+            "over-long chunk extension",
+            400,
+            post(&[b"Transfer-Encoding: chunked"], &long_ext),
+        ),
+    ]
 }
 
 #[test]

@@ -54,6 +54,15 @@ impl LoadedCert {
 
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
+    // A FIFO or a device would block or never end: regular files only.
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "the {what} {} is not a regular file",
+            path.display()
+        ));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))

@@ -66,6 +66,18 @@ fn bad_files_are_refused_with_the_reason() {
     assert!(no_key.contains("no private key"), "{no_key}");
     let missing = load(&dir.path().join("nope.pem"), &a.key, now()).unwrap_err();
     assert!(missing.contains("cannot read the certificate"), "{missing}");
+    // A directory (or a FIFO, a device) is refused before it is opened.
+    let dir_as_cert = load(dir.path(), &a.key, now()).unwrap_err();
+    assert!(dir_as_cert.contains("not a regular file"), "{dir_as_cert}");
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo_key = load(&a.cert, &fifo, now()).unwrap_err();
+    assert!(fifo_key.contains("not a regular file"), "{fifo_key}");
+    // A CA file: certificates only, at least one.
+    assert_eq!(load_ca(&a.cert).unwrap().len(), 1);
+    assert!(load_ca(&garbage).unwrap_err().contains("no certificate"));
 }
 
 #[test]
