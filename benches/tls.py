@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
-from compare import WRK_LUA, WEIGHTS, Upstream, cpu_seconds, peak_rss_mib, tree_pids  # noqa: E402
+import compare  # noqa: E402
+from compare import WRK_LUA, WEIGHTS, Upstream, cpu_seconds, peak_rss_mib  # noqa: E402
 from loopback import free_port, wait_port  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
@@ -35,62 +35,18 @@ RESULTS = os.path.join(HERE, "results")
 
 CLOSE_LUA = WRK_LUA + '\nwrk.headers["Connection"] = "close"\n'
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-error_log {dir}/error.log crit;
-pid {dir}/nginx.pid;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
-    uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
-    upstream app {{
-        least_conn;
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{port} ssl http2 reuseport;
-        http2_max_concurrent_streams 128;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location / {{
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-    }}
-}}
-"""
-
-HAPROXY_CONF = """
-global
-    nbthread 1
-    maxconn 8000
-    ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option forwardfor
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1
-    http-request set-header X-Real-IP %[src]
-    http-request set-header X-Forwarded-Proto https
-    default_backend app
-backend app
-    balance leastconn
-{servers}
-"""
+# compare.py's configurations, the listener made TLS (and h2 by ALPN).
+NGINX_CONF = compare.NGINX_CONF.replace(
+    "listen 127.0.0.1:{port} reuseport;",
+    "listen 127.0.0.1:{port} ssl http2 reuseport;\n"
+    "        http2_max_concurrent_streams 128;\n"
+    "        ssl_certificate {cert};\n"
+    "        ssl_certificate_key {key};\n"
+    "        ssl_protocols TLSv1.2 TLSv1.3;")
+HAPROXY_CONF = compare.HAPROXY_CONF.replace(
+    "bind 127.0.0.1:{port}", "bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1").replace(
+    "X-Forwarded-Proto http", "X-Forwarded-Proto https")
+assert "ssl crt" in HAPROXY_CONF and "ssl_certificate" in NGINX_CONF
 
 SWITCHYARD_CONF = """
 listen:
@@ -120,7 +76,9 @@ def make_cert(d):
     return cert, key, both
 
 
-class Proxy:
+class Proxy(compare.Proxy):
+    """compare.Proxy (pids, stop) with TLS listeners."""
+
     def __init__(self, kind, binary, tmp, upstreams, cert):
         self.kind = kind
         self.port = free_port()
@@ -132,13 +90,13 @@ class Proxy:
             servers = "\n".join(f"        server 127.0.0.1:{p} weight={w};" for p, w in ups)
             conf = os.path.join(d, "nginx.conf")
             with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=d, servers=servers, port=self.port, cert=crt, key=key))
+                f.write(NGINX_CONF.format(workers=1, dir=d, servers=servers, port=self.port, cert=crt, key=key))
             cmd = [binary, "-c", conf, "-p", d]
         elif kind == "haproxy":
             servers = "\n".join(f"    server s{i} 127.0.0.1:{p} weight {w}" for i, (p, w) in enumerate(ups))
             conf = os.path.join(d, "haproxy.cfg")
             with open(conf, "w") as f:
-                f.write(HAPROXY_CONF.format(servers=servers, port=self.port, pem=both))
+                f.write(HAPROXY_CONF.format(workers=1, servers=servers, port=self.port, pem=both))
             cmd = [binary, "-db", "-f", conf]
         else:
             servers = "\n".join(f'      - addr: "127.0.0.1:{p}"\n        weight: {w}' for p, w in ups)
@@ -150,21 +108,6 @@ class Proxy:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "stderr.log"), "w"), env=env)
         if not wait_port(self.port):
             sys.exit(f"{kind} did not start:\n" + open(os.path.join(d, "stderr.log")).read())
-
-    def pids(self):
-        return tree_pids(self.proc.pid)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT if self.kind != "haproxy" else signal.SIGUSR1)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            for p in self.pids():
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            self.proc.wait()
 
 
 def wrk(port, connections, duration, lua):

@@ -10,19 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-if ((${#need[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    sudo_cmd=""
-    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq "${need[@]}"
-fi
-systemctl stop nginx haproxy 2>/dev/null || true
+. benches/deps.sh
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk h2load:nghttp2-client
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --bin switchyard
 exec python3 benches/tls.py "$@"

@@ -21,30 +21,7 @@ fn send(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, bool, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    let mut closed = false;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => {
-                closed = true;
-                break;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                closed = true;
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    let status = std::str::from_utf8(&out)
-        .ok()
-        .and_then(|t| t.strip_prefix("HTTP/1.1 "))
-        .and_then(|t| t.get(..3))
-        .and_then(|c| c.parse().ok());
-    (status, closed, out)
+    support::read_answer(&mut s)
 }
 
 fn head(lines: &[&[u8]], body: &[u8]) -> Vec<u8> {

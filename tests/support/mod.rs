@@ -427,6 +427,39 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
     })
 }
 
+/// Read for up to 3 s: the first response's status, whether the peer closed, and the bytes.
+pub fn read_answer(s: &mut impl Read) -> (Option<u16>, bool, Vec<u8>) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    let mut closed = false;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                closed = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let status = std::str::from_utf8(&out)
+        .ok()
+        .and_then(|t| t.strip_prefix("HTTP/1.1 "))
+        .and_then(|t| t.get(..3))
+        .and_then(|c| c.parse().ok());
+    (status, closed, out)
+}
+
 /// Send raw bytes and read until the server closes or `timeout` passes.
 pub fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).expect("connect to proxy");

@@ -172,35 +172,7 @@ pub fn send(
     tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let _ = tls.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    let mut closed = false;
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while std::time::Instant::now() < deadline {
-        match tls.read(&mut buf) {
-            Ok(0) => {
-                closed = true;
-                break;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                closed = true;
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    let status = std::str::from_utf8(&out)
-        .ok()
-        .and_then(|t| t.strip_prefix("HTTP/1.1 "))
-        .and_then(|t| t.get(..3))
-        .and_then(|c| c.parse().ok());
-    (status, closed, out)
+    super::read_answer(&mut tls)
 }
 
 /// `GET path` with `Host: host` over TLS (SNI `host`), closing after the answer.
