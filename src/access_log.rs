@@ -49,6 +49,10 @@ pub struct Entry<'a> {
     pub protocol: &'a str,
     /// The TLS version of the client connection (`TLSv1.3`); `None` on plain HTTP.
     pub tls: Option<&'a str>,
+    /// The route taken (its name); `None` when no route matched.
+    pub route: Option<&'a str>,
+    /// Why the route refused the request: `denied`, `rate_limited`, `body_too_large`.
+    pub rejected: Option<&'a str>,
 }
 
 /// Fields that need formatting before serialization in the JSON format.
@@ -224,7 +228,7 @@ fn format_json(buf: &mut Vec<u8>, e: &Entry<'_>) {
 }
 
 /// nginx `combined`, then the proxy's own fields as `key=value`:
-/// `client - - [time] "METHOD path VERSION" status bytes "referer" "user-agent" upstream=.. server=.. attempts=.. duration_ms=.. request_id=.. protocol=.. tls=..`
+/// `client - - [time] "METHOD path VERSION" status bytes "referer" "user-agent" upstream=.. server=.. attempts=.. duration_ms=.. request_id=.. protocol=.. tls=.. route=.. rejected=..`
 fn format_combined(buf: &mut Vec<u8>, e: &Entry<'_>) {
     let time: DateTime<Utc> = e.time.into();
     let client = e.client.map_or_else(|| "-".to_string(), |c| c.to_string());
@@ -252,7 +256,14 @@ fn format_combined(buf: &mut Vec<u8>, e: &Entry<'_>) {
         e.duration.as_secs_f64() * 1e3,
     );
     escape_into(buf, e.request_id.unwrap_or("-"));
-    let _ = write!(buf, " protocol={} tls={}", e.protocol, e.tls.unwrap_or("-"));
+    let _ = write!(
+        buf,
+        " protocol={} tls={} route=",
+        e.protocol,
+        e.tls.unwrap_or("-")
+    );
+    escape_into(buf, e.route.unwrap_or("-"));
+    let _ = write!(buf, " rejected={}", e.rejected.unwrap_or("-"));
 }
 
 /// Like nginx: `"`, `\` and bytes outside printable ASCII become `\xHH`.
@@ -288,6 +299,8 @@ mod tests {
             user_agent: Some("curl/8"),
             protocol: "http/1.1",
             tls: None,
+            route: Some("api"),
+            rejected: None,
         }
     }
 
@@ -308,6 +321,8 @@ mod tests {
         assert_eq!(v["request_id"], "abc");
         assert_eq!(v["protocol"], "http/1.1");
         assert_eq!(v["tls"], serde_json::Value::Null);
+        assert_eq!(v["route"], "api");
+        assert_eq!(v["rejected"], serde_json::Value::Null);
     }
 
     #[test]
@@ -317,7 +332,7 @@ mod tests {
         let line = String::from_utf8(buf).unwrap();
         assert_eq!(
             line,
-            "10.1.2.3 - - [14/Nov/2023:22:13:20 +0000] \"GET /a \\x22b\\x22?q=1 HTTP/1.1\" 200 42 \"-\" \"curl/8\" upstream=app server=127.0.0.1:3001 attempts=1 duration_ms=1.500 request_id=abc protocol=http/1.1 tls=-"
+            "10.1.2.3 - - [14/Nov/2023:22:13:20 +0000] \"GET /a \\x22b\\x22?q=1 HTTP/1.1\" 200 42 \"-\" \"curl/8\" upstream=app server=127.0.0.1:3001 attempts=1 duration_ms=1.500 request_id=abc protocol=http/1.1 tls=- route=api rejected=-"
         );
     }
 }

@@ -14,6 +14,7 @@ mod edge;
 mod lifecycle;
 mod log_summary;
 mod metrics;
+mod policy;
 mod proxy;
 mod reload;
 mod router;

@@ -196,7 +196,33 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
                 config::HostMatch::Exact(h) => h.clone(),
                 config::HostMatch::Wildcard(s) => format!("*{s}"),
             };
-            out += &format!("    {host}{} -> {}\n", r.path, c.upstreams[r.upstream].name);
+            let to = match (&r.upstream, &r.policy.redirect) {
+                (Some(u), _) => c.upstreams[*u].name.clone(),
+                (None, Some(rd)) => format!("{} {}", rd.status, rd.to),
+                (None, None) => "-".to_string(),
+            };
+            let mut what = Vec::new();
+            let p = &r.policy;
+            for (on, label) in [
+                (p.strip_prefix, "strip_prefix"),
+                (p.rewrite.is_some(), "rewrite"),
+                (!p.request_headers.is_empty(), "request_headers"),
+                (!p.response_headers.is_empty(), "response_headers"),
+                (p.access.is_some(), "allow/deny"),
+                (p.rate_limit.is_some(), "rate_limit"),
+                (p.max_body_bytes.is_some(), "max_body_bytes"),
+                (p.compress, "compress"),
+            ] {
+                if on {
+                    what.push(label);
+                }
+            }
+            let what = if what.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", what.join(", "))
+            };
+            out += &format!("    {} = {host}{} -> {to}{what}\n", r.name, r.path);
         }
     }
     out

@@ -6,6 +6,7 @@
 //! So a server's series exist from the moment it is configured and disappear with it, by
 //! construction, and nothing on the request path looks up a labelled series.
 
+use crate::policy::Rejection;
 use crate::reload::ReloadStats;
 use crate::state::{RuntimeState, Store};
 use crate::upstream::PoolStats;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// (name, help, type, labels) of every series family, in the order they are defined.
-const FAMILIES: [(&str, &str, MetricType, &[&str]); 16] = [
+const FAMILIES: [(&str, &str, MetricType, &[&str]); 17] = [
     (
         "switchyard_requests_total",
         "Requests answered, by upstream and the status sent to the client",
@@ -116,6 +117,12 @@ const FAMILIES: [(&str, &str, MetricType, &[&str]); 16] = [
         "Client requests, by protocol",
         MetricType::COUNTER,
         &["protocol"],
+    ),
+    (
+        "switchyard_route_rejections_total",
+        "Requests a route refused, by reason",
+        MetricType::COUNTER,
+        &["route", "reason"],
     ),
 ];
 
@@ -225,7 +232,7 @@ fn histogram(pairs: &[(&str, &str)], s: &HistogramSnapshot) -> Metric {
 }
 
 /// The series of one pool's counters (`name` "" for requests that matched no route).
-fn pool_series(out: &mut [Vec<Metric>; 16], name: &str, stats: &PoolStats, retry_on: &[String]) {
+fn pool_series(out: &mut [Vec<Metric>; 17], name: &str, stats: &PoolStats, retry_on: &[String]) {
     for (status, n) in stats.statuses.nonzero() {
         out[0].push(counter(
             &[("upstream", name), ("code", &status.to_string())],
@@ -250,7 +257,7 @@ fn pool_series(out: &mut [Vec<Metric>; 16], name: &str, stats: &PoolStats, retry
 }
 
 /// Handshakes, certificate expiry and requests by protocol (SPEC §6).
-fn edge_series(out: &mut [Vec<Metric>; 16], state: &RuntimeState) {
+fn edge_series(out: &mut [Vec<Metric>; 17], state: &RuntimeState) {
     use std::sync::atomic::Ordering::Relaxed;
     let e = &state.edge;
     out[13].push(counter(
@@ -287,7 +294,7 @@ impl Collector for StateCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let state: Arc<RuntimeState> = self.store.load_full();
         let now = Instant::now();
-        let mut out: [Vec<Metric>; 16] = Default::default();
+        let mut out: [Vec<Metric>; 17] = Default::default();
         for pool in &state.pools {
             let name = pool.name.as_str();
             pool_series(&mut out, name, &pool.stats, &pool.config.retry.on.names());
@@ -331,6 +338,14 @@ impl Collector for StateCollector {
         out[11].push(gauge(&[], state.generation as f64));
         out[12].push(gauge(&[], self.reloads.last_success_unix()));
         edge_series(&mut out, &state);
+        for route in &state.routes {
+            for why in Rejection::ALL {
+                out[16].push(counter(
+                    &[("route", &route.name), ("reason", why.as_str())],
+                    route.rejections.get(why),
+                ));
+            }
+        }
 
         FAMILIES
             .iter()

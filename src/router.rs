@@ -1,4 +1,4 @@
-//! Host and path routing (SPEC §3): which pool a request goes to.
+//! Host and path routing (SPEC §3): which route a request takes.
 
 use crate::config::{Config, HostMatch};
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ pub struct Router {
     /// Longest suffix first; each suffix starts with a dot (`*.example.com` -> `.example.com`).
     wildcard: Vec<(String, PathTable)>,
     any: PathTable,
-    /// No routes configured: everything goes to the only pool.
+    /// No routes configured: everything takes route 0, to the only pool.
     single: Option<usize>,
 }
 
@@ -22,8 +22,8 @@ pub struct Router {
 struct PathTable(Vec<(String, usize)>);
 
 impl PathTable {
-    fn add(&mut self, prefix: &str, pool: usize) {
-        self.0.push((prefix.to_string(), pool));
+    fn add(&mut self, prefix: &str, route: usize) {
+        self.0.push((prefix.to_string(), route));
         self.0.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
@@ -31,7 +31,7 @@ impl PathTable {
         self.0
             .iter()
             .find(|(prefix, _)| path.starts_with(prefix.as_str()))
-            .map(|(_, pool)| *pool)
+            .map(|(_, route)| *route)
     }
 }
 
@@ -42,20 +42,16 @@ impl Router {
             r.single = (!config.upstreams.is_empty()).then_some(0);
             return r;
         }
-        for route in &config.routes {
+        for (i, route) in config.routes.iter().enumerate() {
             match &route.host {
-                HostMatch::Any => r.any.add(&route.path, route.upstream),
-                HostMatch::Exact(h) => r
-                    .exact
-                    .entry(h.clone())
-                    .or_default()
-                    .add(&route.path, route.upstream),
+                HostMatch::Any => r.any.add(&route.path, i),
+                HostMatch::Exact(h) => r.exact.entry(h.clone()).or_default().add(&route.path, i),
                 HostMatch::Wildcard(suffix) => {
                     match r.wildcard.iter_mut().find(|(s, _)| s == suffix) {
-                        Some((_, t)) => t.add(&route.path, route.upstream),
+                        Some((_, t)) => t.add(&route.path, i),
                         None => {
                             let mut t = PathTable::default();
-                            t.add(&route.path, route.upstream);
+                            t.add(&route.path, i);
                             r.wildcard.push((suffix.clone(), t));
                         }
                     }
@@ -66,7 +62,8 @@ impl Router {
         r
     }
 
-    /// The pool for a request. `host` is the request's host as sent (any case, maybe with a
+    /// The route for a request (an index into the state's routes; with no routes configured,
+    /// route 0 is the one to the only pool). `host` is the request's host as sent (any case, maybe with a
     /// port); `path` is the request path without the query.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
         if let Some(single) = self.single {
@@ -75,15 +72,15 @@ impl Router {
         // `OPTIONS *` (RFC 9112 §3.2.4) is about the server as a whole: route it as `/`.
         let path = if path == "*" { "/" } else { path };
         if let Some(host) = host.map(normalize_host).filter(|h| !h.is_empty()) {
-            if let Some(pool) = self.exact.get(host.as_ref()).and_then(|t| t.find(path)) {
-                return Some(pool);
+            if let Some(route) = self.exact.get(host.as_ref()).and_then(|t| t.find(path)) {
+                return Some(route);
             }
             for (suffix, table) in &self.wildcard {
                 if host.len() > suffix.len()
                     && host.ends_with(suffix.as_str())
-                    && let Some(pool) = table.find(path)
+                    && let Some(route) = table.find(path)
                 {
-                    return Some(pool);
+                    return Some(route);
                 }
             }
         }
@@ -126,7 +123,11 @@ mod tests {
             "  - {upstream: web}\n  - {host: api.example.com, path: /v1/, upstream: api}\n  - {host: \"*.example.com\", upstream: wild}\n  - {host: \"*.eu.example.com\", upstream: deep}\n  - {path: /v1/admin/, upstream: api}\n",
         );
         let r = Router::new(&c);
-        let name = |h: Option<&str>, p: &str| r.route(h, p).map(|i| c.upstreams[i].name.as_str());
+        let name = |h: Option<&str>, p: &str| {
+            r.route(h, p)
+                .and_then(|i| c.routes[i].upstream)
+                .map(|u| c.upstreams[u].name.as_str())
+        };
         assert_eq!(name(Some("api.example.com"), "/v1/users"), Some("api"));
         assert_eq!(name(Some("API.Example.com:8080"), "/v1/users"), Some("api"));
         // Exact host has no route for this path: falls through to the wildcard.

@@ -14,6 +14,7 @@
 use crate::access_log::AccessLogger;
 use crate::config::{self, Config, ListenerKind};
 use crate::edge::{self, EdgeStats, ListenerState, Serve};
+use crate::policy::{self, RouteState};
 use crate::router::Router;
 use crate::tls::certs::LoadedCert;
 use crate::tls::upstream::PeerTls;
@@ -46,6 +47,8 @@ pub struct RuntimeState {
     pub edge: Arc<EdgeStats>,
     /// TLS to the servers of each pool (`upstreams.NAME.tls`), in `pools` order.
     pub peer_tls: Vec<Option<PeerTls>>,
+    /// Routes with their policies and live state, in `router` order.
+    pub routes: Vec<RouteState>,
 }
 
 /// Build the state for the config file at `path` whose content is `bytes`. `previous` is the
@@ -167,6 +170,7 @@ impl RuntimeState {
             })
             .collect();
         let router = Router::new(&config);
+        let routes = policy::build(&config, previous.map_or(&[][..], |p| &p.routes));
         let peer_tls = config
             .upstreams
             .iter()
@@ -184,6 +188,7 @@ impl RuntimeState {
             plain_only: true,
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
             peer_tls,
+            routes,
         }
     }
 

@@ -140,9 +140,50 @@ pub struct FileHealthCheck {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRoute {
+    pub name: Option<String>,
     pub host: Option<String>,
     pub path: Option<String>,
     pub upstream: Option<String>,
+    pub strip_prefix: Option<bool>,
+    pub rewrite: Option<FileRewrite>,
+    pub request_headers: Option<FileHeaderOps>,
+    pub response_headers: Option<FileHeaderOps>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub rate_limit: Option<FileRateLimit>,
+    pub max_body_bytes: Option<String>,
+    pub compress: Option<bool>,
+    pub redirect: Option<FileRedirect>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRewrite {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHeaderOps {
+    pub set: Option<Ordered<String>>,
+    pub remove: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimit {
+    pub requests: Option<u32>,
+    pub per: Option<String>,
+    pub burst: Option<u32>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedirect {
+    pub to: Option<String>,
+    pub status: Option<u16>,
 }
 
 /// `listen: "a:1"`, `listen: ["a:1", {addr: "b:2", tls: …}]` or a single mapping.

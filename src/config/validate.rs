@@ -3,6 +3,7 @@
 //! Every problem is recorded with the position of the offending value (found in the YAML tree
 //! by its key path) and checking goes on, so one run reports all of them. Never panics.
 
+mod route;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -378,28 +379,6 @@ pub fn validate_with(
         if !path.starts_with('/') {
             c.err(&rp("path"), format!("`{path}` must start with /"));
         }
-        let upstream = match r.upstream.as_deref() {
-            None => {
-                c.err(
-                    &[Seg::Key("routes"), Seg::Index(i)],
-                    "`upstream` is required",
-                );
-                None
-            }
-            Some(u) => match names.iter().position(|n| *n == u) {
-                Some(idx) => Some(idx),
-                None => {
-                    c.err(
-                        &rp("upstream"),
-                        format!(
-                            "unknown upstream `{u}`{}",
-                            did_you_mean(u, names.iter().copied())
-                        ),
-                    );
-                    None
-                }
-            },
-        };
         let key = (format!("{host:?}"), path.clone());
         if !seen_routes.insert(key) {
             c.err(
@@ -407,12 +386,17 @@ pub fn validate_with(
                 "the same host and path are routed twice",
             );
         }
-        if let Some(upstream) = upstream {
-            routes.push(Route {
-                host,
-                path,
-                upstream,
-            });
+        if let Some(route) = route::route(&mut c, i, r, host, path, &names) {
+            if routes.iter().any(|o: &Route| o.name == route.name) {
+                c.err(
+                    &[Seg::Key("routes"), Seg::Index(i)],
+                    format!(
+                        "the route name `{}` is taken by an earlier route (names label metrics: give each route its own)",
+                        route.name
+                    ),
+                );
+            }
+            routes.push(route);
         }
     }
 

@@ -10,9 +10,12 @@
 use super::retry;
 use crate::config::Outcome;
 use crate::lifecycle::ActiveRequest;
+use crate::policy::{self, Rejection, RouteState};
 use crate::state::RuntimeState;
 use crate::upstream::{Attempt, Choice, InPool, Pool, Tried};
 use http::HeaderValue;
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::compression::ResponseCompressionCtx;
 use pingora::protocols::tls::SslDigest;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -33,6 +36,12 @@ pub struct Ctx {
     pub(super) tls: Option<Arc<SslDigest>>,
     /// `Strict-Transport-Security` for the response (TLS listeners with `hsts`).
     pub(super) hsts: Option<HeaderValue>,
+    /// The route taken (index into `state.routes`).
+    pub(super) route: Option<usize>,
+    /// Why the route refused the request, if it did.
+    pub(super) rejected: Option<Rejection>,
+    /// The response's compression, on `compress` routes.
+    pub(super) compress: Option<ResponseCompressionCtx>,
     pub(super) in_pool: Option<InPool>,
     /// End of the `retry.timeout` budget.
     pub(super) deadline: Option<Instant>,
@@ -68,6 +77,37 @@ pub(super) enum NoAttempt {
 }
 
 impl Ctx {
+    /// The route taken, once routed.
+    pub(super) fn route(&self) -> Option<&RouteState> {
+        self.route.map(|i| &self.state.routes[i])
+    }
+
+    /// Refuse the request for `why`: counted for the route and logged.
+    pub(super) fn reject(&mut self, why: Rejection) {
+        if self.rejected.is_none() {
+            self.rejected = Some(why);
+            if let Some(r) = self.route() {
+                r.rejections.count(why);
+            }
+        }
+    }
+
+    /// What every response to the client carries, the proxy's own answers included: the
+    /// request id, `Strict-Transport-Security` on TLS listeners with `hsts`, and the route's
+    /// `response_headers`.
+    pub(super) fn decorate(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+        if let Some(id) = &self.request_id {
+            resp.insert_header(super::headers::X_REQUEST_ID, id.clone())?;
+        }
+        if let Some(hsts) = &self.hsts {
+            resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+        }
+        if let Some(r) = self.route().filter(|r| !r.plain) {
+            policy::apply_to_response(&r.policy.response_headers, resp)?;
+        }
+        Ok(())
+    }
+
     /// A request's state, with the configuration it starts with.
     pub(super) fn new(state: Arc<RuntimeState>) -> Ctx {
         Ctx {
@@ -77,6 +117,9 @@ impl Ctx {
             pool_index: 0,
             tls: None,
             hsts: None,
+            route: None,
+            rejected: None,
+            compress: None,
             in_pool: None,
             deadline: None,
             attempt: None,

@@ -26,6 +26,7 @@ use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
 use crate::edge::{self, Serve};
 use crate::log_summary::{self, Failure};
+use crate::policy::{self, Rejection, RouteState};
 use crate::state::Store;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,6 +49,57 @@ pub struct Switchyard {
 impl Switchyard {
     pub fn new(store: Store) -> Self {
         Switchyard { store }
+    }
+
+    /// A route's own answers, in SPEC §8 order: allow/deny (403), rate limit (429), redirect.
+    /// `true` when the request was answered here.
+    async fn route_answers(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &RouteState,
+    ) -> Result<bool> {
+        let p = &route.policy;
+        let client = client_ip(session);
+        if let Some(access) = &p.access
+            && !client.is_some_and(|ip| access.permits(ip))
+        {
+            ctx.reject(Rejection::Denied);
+            let ctx = &*ctx;
+            respond::send_error(session, 403, true, |r| ctx.decorate(r)).await?;
+            return Ok(true);
+        }
+        if let (Some(limit), Some(limiter)) = (&p.rate_limit, &route.limiter)
+            && let Some(key) = policy::rate_key(&limit.key, session.req_header(), client)
+            && let Err(wait) = limiter.check(&key, Instant::now())
+        {
+            ctx.reject(Rejection::RateLimited);
+            let secs = policy::retry_after_secs(wait);
+            let ctx = &*ctx;
+            respond::send_error(session, 429, true, |r| {
+                r.insert_header(http::header::RETRY_AFTER, secs)?;
+                ctx.decorate(r)
+            })
+            .await?;
+            return Ok(true);
+        }
+        if let Some(redirect) = &p.redirect {
+            let req = session.req_header();
+            let (host, _) = route_target(req);
+            let uri = req
+                .uri
+                .path_and_query()
+                .map_or_else(|| req.uri.path(), |pq| pq.as_str());
+            let location = policy::redirect_location(&redirect.to, host, uri);
+            let ctx = &*ctx;
+            respond::send_error(session, redirect.status, true, |r| {
+                r.insert_header(http::header::LOCATION, location)?;
+                ctx.decorate(r)
+            })
+            .await?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -102,14 +154,28 @@ impl ProxyHttp for Switchyard {
         });
 
         let (host, path) = route_target(req);
-        let Some(pool) = ctx.state.router.route(host, path) else {
-            respond::send_error(session, 404, ctx.request_id.as_ref(), None, true).await?;
+        let Some(route_index) = ctx.state.router.route(host, path) else {
+            let ctx = &*ctx;
+            respond::send_error(session, 404, true, |r| ctx.decorate(r)).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(route_index);
+        let state = Arc::clone(&ctx.state);
+        let route = &state.routes[route_index];
+        if !route.plain && self.route_answers(session, ctx, route).await? {
+            return Ok(true);
+        }
+        let Some(pool) = route.pool else {
             return Ok(true);
         };
         ctx.pool_index = pool;
-        ctx.enter_pool(Arc::clone(&ctx.state.pools[pool]));
+        ctx.enter_pool(Arc::clone(&state.pools[pool]));
 
-        if let Some(limit) = ctx.state.config.limits.max_body_bytes {
+        if let Some(limit) = route
+            .policy
+            .max_body_bytes
+            .or(state.config.limits.max_body_bytes)
+        {
             let declared = session
                 .req_header()
                 .headers
@@ -118,7 +184,9 @@ impl ProxyHttp for Switchyard {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > limit) {
                 // The body is not read: the connection cannot be reused after this answer.
-                respond::send_error(session, 413, ctx.request_id.as_ref(), None, false).await?;
+                ctx.reject(Rejection::BodyTooLarge);
+                let ctx = &*ctx;
+                respond::send_error(session, 413, false, |r| ctx.decorate(r)).await?;
                 return Ok(true);
             }
         }
@@ -254,7 +322,17 @@ impl ProxyHttp for Switchyard {
             client_ip(session),
             id,
             ctx.tls.is_some(),
-        )
+        )?;
+        if let Some(route) = ctx.route().filter(|r| !r.plain) {
+            let target = std::str::from_utf8(upstream_request.raw_path())
+                .ok()
+                .and_then(|raw| policy::upstream_target(route, raw));
+            if let Some(target) = target {
+                upstream_request.set_raw_path(target.as_bytes())?;
+            }
+            policy::apply_to_request(&route.policy.request_headers, upstream_request)?;
+        }
+        Ok(())
     }
 
     async fn request_body_filter(
@@ -266,13 +344,13 @@ impl ProxyHttp for Switchyard {
     ) -> Result<()> {
         if let Some(chunk) = body.as_ref() {
             ctx.body_bytes += chunk.len() as u64;
-            if ctx
+            let limit = ctx.route().and_then(|r| r.policy.max_body_bytes).or(ctx
                 .state
                 .config
                 .limits
-                .max_body_bytes
-                .is_some_and(|limit| ctx.body_bytes > limit)
-            {
+                .max_body_bytes);
+            if limit.is_some_and(|limit| ctx.body_bytes > limit) {
+                ctx.reject(Rejection::BodyTooLarge);
                 return Error::e_explain(
                     ErrorType::HTTPStatus(413),
                     "request body larger than max_body_bytes",
@@ -316,19 +394,38 @@ impl ProxyHttp for Switchyard {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::prepare_downstream_response(upstream_response);
-        if let Some(id) = &ctx.request_id {
-            upstream_response.insert_header(headers::X_REQUEST_ID, id.clone())?;
-        }
-        if let Some(hsts) = &ctx.hsts {
-            upstream_response
-                .insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+        ctx.decorate(upstream_response)?;
+        if ctx.route().is_some_and(|r| r.policy.compress)
+            && !upstream_response.status.is_informational()
+        {
+            let head = session.req_header().method == http::Method::HEAD;
+            if policy::compressible(upstream_response, head) {
+                let mut c = policy::compression_ctx(session.req_header());
+                c.response_header_filter(upstream_response, false);
+                ctx.compress = Some(c);
+            }
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let Some(c) = ctx.compress.as_mut()
+            && let Some(out) = c.response_body_filter(body.as_ref(), end_of_stream)
+        {
+            *body = Some(out);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -339,10 +436,18 @@ impl ProxyHttp for Switchyard {
         }
         if code > 0 && session.response_written().is_none() {
             let retry_after = if code == 503 { ctx.retry_after } else { None };
-            if let Err(write_err) =
-                respond::send_error(session, code, ctx.request_id.as_ref(), retry_after, false)
-                    .await
-            {
+            if code == 413 && ctx.route.is_some() {
+                ctx.reject(Rejection::BodyTooLarge);
+            }
+            let ctx = &*ctx;
+            let sent = respond::send_error(session, code, false, |r| {
+                if let Some(secs) = retry_after {
+                    r.insert_header(http::header::RETRY_AFTER, secs)?;
+                }
+                ctx.decorate(r)
+            })
+            .await;
+            if let Err(write_err) = sent {
                 tracing::debug!("could not send the {code} answer: {write_err}");
             }
         }
@@ -377,7 +482,7 @@ impl ProxyHttp for Switchyard {
             0 => log_summary::count(Failure::ClientGone),
             503 if ctx.retry_after.is_some() => log_summary::count(Failure::NoServer),
             502 | 504 => log_summary::count(Failure::Upstream),
-            400 | 408 | 413 | 414 | 431 => log_summary::count(Failure::Refused),
+            400 | 403 | 408 | 413 | 414 | 429 | 431 => log_summary::count(Failure::Refused),
             _ => {}
         }
         ctx.state.edge.request(session.is_http2());
@@ -425,6 +530,8 @@ impl ProxyHttp for Switchyard {
             user_agent: header(http::header::USER_AGENT),
             protocol: if session.is_http2() { "h2" } else { "http/1.1" },
             tls: ctx.tls.as_ref().map(|t| t.version.as_ref()),
+            route: ctx.route().map(|r| r.name.as_str()),
+            rejected: ctx.rejected.map(Rejection::as_str),
         });
     }
 }

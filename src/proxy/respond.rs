@@ -1,9 +1,7 @@
 //! Responses the proxy makes itself (SPEC §3): short `text/plain` bodies with the right status,
 //! defined once here for the proxy hooks and the front door alike.
 
-use super::headers::X_REQUEST_ID;
 use bytes::Bytes;
-use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -12,16 +10,19 @@ use pingora::proxy::Session;
 pub fn body_for(status: u16) -> &'static str {
     match status {
         400 => "400 Bad Request\n",
+        403 => "403 Forbidden\n",
         404 => "404 Not Found: no route for this host and path\n",
         405 => "405 Method Not Allowed\n",
         408 => "408 Request Timeout\n",
         413 => "413 Content Too Large\n",
         414 => "414 URI Too Long\n",
+        429 => "429 Too Many Requests\n",
         431 => "431 Request Header Fields Too Large\n",
         500 => "500 Internal Server Error\n",
         502 => "502 Bad Gateway\n",
         503 => "503 Service Unavailable: no server available\n",
         504 => "504 Gateway Timeout\n",
+        301 | 302 | 307 | 308 => "redirecting\n",
         _ => "error\n",
     }
 }
@@ -41,24 +42,20 @@ pub fn raw_closing(status: u16) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Write a complete error response. `keepalive: false` closes the connection after it.
+/// Write a complete answer of the proxy's own: `status`, its short body, and the fields
+/// `decorate` adds (request id, `Retry-After`, `Location`, the route's response headers).
+/// `keepalive: false` closes the connection after it.
 pub async fn send_error(
     session: &mut Session,
     status: u16,
-    request_id: Option<&HeaderValue>,
-    retry_after: Option<u64>,
     keepalive: bool,
+    decorate: impl FnOnce(&mut ResponseHeader) -> Result<()>,
 ) -> Result<()> {
     let body = body_for(status);
     let mut resp = ResponseHeader::build(status, Some(5))?;
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    if let Some(id) = request_id {
-        resp.insert_header(X_REQUEST_ID, id.clone())?;
-    }
-    if let Some(secs) = retry_after {
-        resp.insert_header(http::header::RETRY_AFTER, secs)?;
-    }
+    decorate(&mut resp)?;
     if !keepalive {
         session.set_keepalive(None);
     }
