@@ -3,8 +3,8 @@
 //!
 //! Modules are crate-private unless the binary, `benches/` or `fuzz/` use them, so the compiler
 //! reports code nothing uses. Public: `config` (the loader, `check`, the fuzz target), `run`
-//! and `demo` (the binary), `upstream` and `state` (the criterion benches of selection and
-//! reload).
+//! and `demo` (the binary), `upstream`, `state` and `policy` (the criterion benches of
+//! selection, reload and route policies).
 
 mod access_log;
 mod admin;
@@ -14,7 +14,7 @@ mod edge;
 mod lifecycle;
 mod log_summary;
 mod metrics;
-mod policy;
+pub mod policy;
 mod proxy;
 mod reload;
 mod router;
