@@ -28,7 +28,12 @@ fn policies(c: &mut Criterion) {
         b.iter(|| black_box(access.permits(black_box(client))))
     });
 
-    let limiter = RateLimiter::new(1_000_000_000, Duration::from_secs(1), 0, policy::rate::MAX_KEYS);
+    let limiter = RateLimiter::new(
+        1_000_000_000,
+        Duration::from_secs(1),
+        0,
+        policy::rate::MAX_KEYS,
+    );
     let key = [192u8, 168, 3, 4];
     c.bench_function("policy/rate limit, one key", |b| {
         b.iter(|| black_box(limiter.check(black_box(&key), Instant::now())))
@@ -43,7 +48,12 @@ fn policies(c: &mut Criterion) {
     });
 
     c.bench_function("policy/strip_prefix + rewrite", |b| {
-        b.iter(|| black_box(policy::upstream_target(route, black_box("/api/v1/users/42?page=2"))))
+        b.iter(|| {
+            black_box(policy::upstream_target(
+                route,
+                black_box("/api/v1/users/42?page=2"),
+            ))
+        })
     });
 
     let mut req = RequestHeader::build("GET", b"/api/v1/users", None).expect("request");
@@ -64,10 +74,14 @@ fn policies(c: &mut Criterion) {
         .collect::<String>()
         .into();
     let mut gz_req = RequestHeader::build("GET", b"/", None).expect("request");
-    gz_req.insert_header("Accept-Encoding", "gzip").expect("header");
+    gz_req
+        .insert_header("Accept-Encoding", "gzip")
+        .expect("header");
     let mut resp = ResponseHeader::build(200, None).expect("response");
-    resp.insert_header("Content-Type", "text/html").expect("header");
-    resp.insert_header("Content-Length", body.len()).expect("header");
+    resp.insert_header("Content-Type", "text/html")
+        .expect("header");
+    resp.insert_header("Content-Length", body.len())
+        .expect("header");
     c.bench_function(&format!("policy/gzip a {} byte body", body.len()), |b| {
         b.iter(|| {
             let mut r = resp.clone();

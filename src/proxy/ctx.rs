@@ -41,7 +41,7 @@ pub struct Ctx {
     /// Why the route refused the request, if it did.
     pub(super) rejected: Option<Rejection>,
     /// The response's compression, on `compress` routes.
-    pub(super) compress: Option<ResponseCompressionCtx>,
+    pub(super) compress: Option<Box<ResponseCompressionCtx>>,
     pub(super) in_pool: Option<InPool>,
     /// End of the `retry.timeout` budget.
     pub(super) deadline: Option<Instant>,

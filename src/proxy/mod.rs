@@ -160,22 +160,29 @@ impl ProxyHttp for Switchyard {
             return Ok(true);
         };
         ctx.route = Some(route_index);
-        let state = Arc::clone(&ctx.state);
-        let route = &state.routes[route_index];
-        if !route.plain && self.route_answers(session, ctx, route).await? {
-            return Ok(true);
+        if !ctx.state.routes[route_index].plain {
+            // Only a route with policies pays for a second handle on the state.
+            let state = Arc::clone(&ctx.state);
+            if self
+                .route_answers(session, ctx, &state.routes[route_index])
+                .await?
+            {
+                return Ok(true);
+            }
         }
+        let route = &ctx.state.routes[route_index];
         let Some(pool) = route.pool else {
             return Ok(true);
         };
-        ctx.pool_index = pool;
-        ctx.enter_pool(Arc::clone(&state.pools[pool]));
-
-        if let Some(limit) = route
+        let limit = route
             .policy
             .max_body_bytes
-            .or(state.config.limits.max_body_bytes)
-        {
+            .or(ctx.state.config.limits.max_body_bytes);
+        ctx.pool_index = pool;
+        let chosen = Arc::clone(&ctx.state.pools[pool]);
+        ctx.enter_pool(chosen);
+
+        if let Some(limit) = limit {
             let declared = session
                 .req_header()
                 .headers
@@ -407,7 +414,7 @@ impl ProxyHttp for Switchyard {
             if policy::compressible(upstream_response, head) {
                 let mut c = policy::compression_ctx(session.req_header());
                 c.response_header_filter(upstream_response, false);
-                ctx.compress = Some(c);
+                ctx.compress = Some(Box::new(c));
             }
         }
         Ok(())
