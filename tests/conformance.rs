@@ -664,3 +664,23 @@ fn only_a_lone_asterisk_is_the_asterisk_form() {
         ],
     );
 }
+
+/// RFC 9110 §2.5: the client hears the proxy's own HTTP version, whatever the upstream spoke
+/// (an HTTP/1.0 status line in front of a chunked body would be invalid).
+#[test]
+fn an_http_1_0_upstream_is_answered_as_http_1_1() {
+    let mock = Mock::start(|_| {
+        Action::Raw(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold server".to_vec())
+    });
+    let p = proxy_for(&mock, "");
+    let (status, _, out) = send(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status, Some(200), "{text}");
+    assert!(
+        text.ends_with("old server") || text.contains("old server"),
+        "{text}"
+    );
+}

@@ -406,6 +406,11 @@ impl ProxyHttp for Switchyard {
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::prepare_downstream_response(upstream_response);
+        if upstream_response.version == http::Version::HTTP_10 {
+            // The client hears switchyard, an HTTP/1.1 server (RFC 9110 §2.5), whatever the
+            // upstream spoke; an HTTP/1.0 status line over a chunked body would be invalid.
+            upstream_response.set_version(http::Version::HTTP_11);
+        }
         ctx.decorate(upstream_response)?;
         if ctx.route().is_some_and(|r| r.policy.compress)
             && !upstream_response.status.is_informational()
