@@ -19,6 +19,7 @@ fn pool(n: usize) -> Vec<Server> {
                     weight: Weight::try_new(1 + (i % 3) as u32).expect("valid weight"),
                     max_conns: None,
                     backup: false,
+                    from: None,
                 },
                 stats,
             }

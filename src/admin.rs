@@ -152,6 +152,9 @@ pub struct ServerView {
     pub healthy: bool,
     pub requests: u64,
     pub failures: u64,
+    /// The DNS entry this server was found through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl StatusView {
@@ -180,6 +183,7 @@ impl StatusView {
                                 healthy: s.stats.is_healthy(),
                                 requests: s.stats.requests(),
                                 failures: s.stats.failures(),
+                                from: s.config.from.clone(),
                             })
                             .collect();
                         let view = PoolView {
@@ -226,11 +230,14 @@ impl StatusView {
                 pool.balance
             );
             for s in &pool.servers {
-                let backup = if s.backup {
-                    " <span class=tag>backup</span>"
+                let mut backup = if s.backup {
+                    " <span class=tag>backup</span>".to_string()
                 } else {
-                    ""
+                    String::new()
                 };
+                if let Some(from) = &s.from {
+                    let _ = write!(backup, " <span class=tag>from {}</span>", escape_html(from));
+                }
                 let health = if s.healthy { "healthy" } else { "unhealthy" };
                 let _ = write!(
                     pools,

@@ -10,6 +10,7 @@ mod access_log;
 mod admin;
 pub mod config;
 pub mod demo;
+mod discovery;
 mod edge;
 mod lifecycle;
 mod log_summary;

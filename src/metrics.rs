@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// (name, help, type, labels) of every series family, in the order they are defined.
-const FAMILIES: [(&str, &str, MetricType, &[&str]); 17] = [
+const FAMILIES: [(&str, &str, MetricType, &[&str]); 19] = [
     (
         "switchyard_requests_total",
         "Requests answered, by upstream and the status sent to the client",
@@ -123,6 +123,18 @@ const FAMILIES: [(&str, &str, MetricType, &[&str]); 17] = [
         "Requests a route refused, by reason",
         MetricType::COUNTER,
         &["route", "reason"],
+    ),
+    (
+        "switchyard_dns_resolutions_total",
+        "DNS lookups of server entries with `resolve`, by result",
+        MetricType::COUNTER,
+        &["upstream", "name", "result"],
+    ),
+    (
+        "switchyard_upstream_servers",
+        "Servers in the pool now (configured and found in DNS)",
+        MetricType::GAUGE,
+        &["upstream"],
     ),
 ];
 
@@ -232,7 +244,7 @@ fn histogram(pairs: &[(&str, &str)], s: &HistogramSnapshot) -> Metric {
 }
 
 /// The series of one pool's counters (`name` "" for requests that matched no route).
-fn pool_series(out: &mut [Vec<Metric>; 17], name: &str, stats: &PoolStats, retry_on: &[String]) {
+fn pool_series(out: &mut [Vec<Metric>; 19], name: &str, stats: &PoolStats, retry_on: &[String]) {
     for (status, n) in stats.statuses.nonzero() {
         out[0].push(counter(
             &[("upstream", name), ("code", &status.to_string())],
@@ -257,7 +269,7 @@ fn pool_series(out: &mut [Vec<Metric>; 17], name: &str, stats: &PoolStats, retry
 }
 
 /// Handshakes, certificate expiry and requests by protocol (SPEC §6).
-fn edge_series(out: &mut [Vec<Metric>; 17], state: &RuntimeState) {
+fn edge_series(out: &mut [Vec<Metric>; 19], state: &RuntimeState) {
     use std::sync::atomic::Ordering::Relaxed;
     let e = &state.edge;
     out[13].push(counter(
@@ -294,7 +306,7 @@ impl Collector for StateCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let state: Arc<RuntimeState> = self.store.load_full();
         let now = Instant::now();
-        let mut out: [Vec<Metric>; 17] = Default::default();
+        let mut out: [Vec<Metric>; 19] = Default::default();
         for pool in &state.pools {
             let name = pool.name.as_str();
             pool_series(&mut out, name, &pool.stats, &pool.config.retry.on.names());
@@ -338,6 +350,20 @@ impl Collector for StateCollector {
         out[11].push(gauge(&[], state.generation as f64));
         out[12].push(gauge(&[], self.reloads.last_success_unix()));
         edge_series(&mut out, &state);
+        for (pool, name, ok, failed, empty) in state.discovery.counts() {
+            for (result, n) in [("success", ok), ("failure", failed), ("empty", empty)] {
+                out[17].push(counter(
+                    &[("upstream", &pool), ("name", &name), ("result", result)],
+                    n,
+                ));
+            }
+        }
+        for pool in &state.pools {
+            out[18].push(gauge(
+                &[("upstream", &pool.name)],
+                pool.servers.len() as f64,
+            ));
+        }
         for route in &state.routes {
             for why in Rejection::ALL {
                 out[16].push(counter(

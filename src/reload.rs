@@ -140,6 +140,26 @@ impl Reloader {
         result
     }
 
+    /// The live state.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Rebuild the running state with the servers DNS now gives (the discovery service),
+    /// serialized with reloads.
+    pub fn refresh(&self) {
+        let _serial = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.store.load_full();
+        match state::refresh(&current) {
+            Ok(next) => self.store.store(Arc::new(next)),
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("cannot apply the servers found in DNS: {e}");
+                }
+            }
+        }
+    }
+
     /// Reload if the file's content differs from what was last read (the watcher).
     fn reload_if_changed(&self) -> Option<Result<u64, ReloadRejected>> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());

@@ -2,6 +2,7 @@
 
 use crate::admin::Admin;
 use crate::config::{self, Config};
+use crate::discovery::DnsService;
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::proxy::Switchyard;
@@ -117,6 +118,20 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     if !opts.upgrade {
         check_bindable(&config)?;
     }
+    // Servers followed in DNS are looked up once before serving; a name that does not resolve
+    // yet leaves its entry empty (a warning), and the discovery service keeps asking.
+    let initial = if config.upstreams.iter().any(|u| !u.dns.is_empty()) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the first DNS lookups")?;
+        if let Err(e) = rt.block_on(DnsService::resolve_all(&initial.discovery, &config)) {
+            tracing::warn!("{e}");
+        }
+        state::refresh(&initial).map_err(|e| anyhow::anyhow!(e.join("; ")))?
+    } else {
+        initial
+    };
     let store: Store = Arc::new(ArcSwap::from_pointee(initial));
     {
         // Flush whichever access log is current at exit; loggers replaced by a reload were
@@ -153,6 +168,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
         &bytes,
     ));
     lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
+    let dns_reloader = Arc::clone(&reloader);
     lifecycle::reopen_log_on_sigusr1(Arc::clone(&store)).context("cannot listen for SIGUSR1")?;
     crate::log_summary::start().context("cannot start the log summary")?;
     // The watcher always runs; it reloads only while the running config says `watch: true`.
@@ -222,6 +238,13 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     );
     health.threads = Some(1);
     server.add_service(health);
+
+    let mut dns = pingora::services::background::background_service(
+        "dns discovery",
+        DnsService::new(Arc::clone(&dns_reloader)),
+    );
+    dns.threads = Some(1);
+    server.add_service(dns);
 
     let mut outage = pingora::services::background::background_service(
         "outage probes",

@@ -13,6 +13,7 @@
 
 use crate::access_log::AccessLogger;
 use crate::config::{self, Config, ListenerKind};
+use crate::discovery::Discovery;
 use crate::edge::{self, EdgeStats, ListenerState, Serve};
 use crate::policy::{self, RouteState};
 use crate::router::Router;
@@ -49,6 +50,8 @@ pub struct RuntimeState {
     pub peer_tls: Vec<Option<PeerTls>>,
     /// Routes with their policies and live state, in `router` order.
     pub routes: Vec<RouteState>,
+    /// What DNS entries resolved to (shared by every state).
+    pub discovery: Arc<Discovery>,
 }
 
 /// Build the state for the config file at `path` whose content is `bytes`. `previous` is the
@@ -96,6 +99,23 @@ pub fn build(
     let generation = previous.map_or(1, |p| p.generation + 1);
     let mut state = RuntimeState::new(config, generation, previous, access_log);
     state.plain_only = listeners.iter().all(|l| matches!(l.serve, Serve::Plain));
+    state.listeners = listeners;
+    Ok(state)
+}
+
+/// The running state again, with the servers DNS now gives (SPEC §7): the same config,
+/// generation, listeners and log; pools rebuilt, carrying per-server state as a reload does.
+pub fn refresh(current: &RuntimeState) -> Result<RuntimeState, Vec<String>> {
+    let listeners =
+        edge::build(&current.config.listeners, &current.listeners).map_err(|e| vec![e])?;
+    let mut state = RuntimeState::new(
+        (*current.config).clone(),
+        current.generation,
+        Some(current),
+        Arc::clone(&current.access_log),
+    );
+    state.loaded_at = current.loaded_at;
+    state.plain_only = current.plain_only;
     state.listeners = listeners;
     Ok(state)
 }
@@ -153,10 +173,22 @@ impl RuntimeState {
                     .collect()
             })
             .unwrap_or_default();
+        let discovery: Arc<Discovery> =
+            previous.map_or_else(Default::default, |p| Arc::clone(&p.discovery));
         let pools = config
             .upstreams
             .iter()
             .map(|u| {
+                // Servers followed in DNS join the configured ones.
+                let with_dns;
+                let u = if u.dns.is_empty() {
+                    u
+                } else {
+                    let mut all = u.clone();
+                    all.servers.extend(discovery.servers(&u.name, &u.dns));
+                    with_dns = all;
+                    &with_dns
+                };
                 Arc::new(Pool::new(
                     u,
                     old_pools.get(u.name.as_str()).copied(),
@@ -189,6 +221,7 @@ impl RuntimeState {
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
             peer_tls,
             routes,
+            discovery,
         }
     }
 

@@ -21,6 +21,13 @@ pub struct FileConfig {
     pub limits: Option<FileLimits>,
     pub upstreams: Option<Ordered<FileUpstream>>,
     pub routes: Option<Vec<FileRoute>>,
+    pub dns: Option<FileDns>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDns {
+    pub servers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +93,8 @@ pub struct FileUpstreamTls {
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
     pub addr: Option<String>,
+    pub srv: Option<String>,
+    pub resolve: Option<String>,
     pub weight: Option<u32>,
     pub max_conns: Option<u32>,
     pub backup: Option<bool>,

@@ -168,6 +168,8 @@ pub struct Config {
     /// What is allowed but deserves attention (a certificate about to expire, `verify: false`):
     /// printed by `check` and logged at every load.
     pub warnings: Vec<ConfigError>,
+    /// `dns.servers`: the resolvers to ask; empty means the system's configuration.
+    pub dns_servers: Vec<SocketAddr>,
     /// Every other file this config reads (certificates, keys, CA files, the admin token), as
     /// opened: the watcher reloads when one of them changes.
     pub files: Vec<PathBuf>,
@@ -274,6 +276,8 @@ pub struct Upstream {
     pub breaker: BreakerPolicy,
     pub health_check: Option<HealthCheck>,
     pub tls: Option<UpstreamTls>,
+    /// Server entries followed in DNS; their servers join `servers` in the running state.
+    pub dns: Vec<DnsEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +317,29 @@ pub struct ServerConfig {
     /// `None` = unlimited.
     pub max_conns: Option<NonZeroU32>,
     pub backup: bool,
+    /// The configured name this server was resolved from (`resolve` / `srv` entries).
+    pub from: Option<String>,
+}
+
+/// A server entry followed in DNS (SPEC §7): every address it resolves to is a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsEntry {
+    /// As configured (`addr` or `srv`): it names the entry in `/status`, logs and metrics.
+    pub name: String,
+    pub lookup: Lookup,
+    /// How often it is looked up again.
+    pub every: Duration,
+    pub weight: Weight,
+    pub max_conns: Option<NonZeroU32>,
+    pub backup: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lookup {
+    /// A and AAAA records of `host`, each address with `port`.
+    Host { host: String, port: u16 },
+    /// SRV records: target, port and weight from the records.
+    Srv(String),
 }
 
 /// A server weight, 1 to 1000 (SPEC §2).

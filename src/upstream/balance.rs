@@ -214,6 +214,7 @@ mod tests {
                     weight: Weight::try_new(*w).unwrap(),
                     max_conns: None,
                     backup: false,
+                    from: None,
                 },
                 stats: Arc::new(ServerStats::new()),
             })

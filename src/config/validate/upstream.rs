@@ -7,8 +7,8 @@ use crate::config::file::{self, BalanceName, FileUpstream};
 use crate::config::units::parse_status_range;
 use crate::config::yaml::Seg;
 use crate::config::{
-    Balance, BreakerPolicy, HashKey, HealthCheck, Keepalive, RetryPolicy, ServerConfig,
-    StatusRange, Timeouts, Upstream, Weight,
+    Balance, BreakerPolicy, DnsEntry, HashKey, HealthCheck, Keepalive, Lookup, RetryPolicy,
+    ServerConfig, StatusRange, Timeouts, Upstream, Weight,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +66,7 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
     };
 
     let mut servers = Vec::new();
+    let mut dns = Vec::new();
     let file_servers = up.servers.as_deref().unwrap_or(&[]);
     if file_servers.is_empty() {
         c.err(
@@ -77,34 +78,6 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
     let mut by_socket: HashMap<SocketAddr, usize> = HashMap::new();
     for (i, s) in file_servers.iter().enumerate() {
         let sp = |k: &'static str| at(&[Seg::Key("servers"), Seg::Index(i), Seg::Key(k)]);
-        let Some(addr) = s.addr.as_deref().map(str::trim) else {
-            c.err(
-                &at(&[Seg::Key("servers"), Seg::Index(i)]),
-                "`addr` is required (host:port)",
-            );
-            continue;
-        };
-        let socket = match (c.resolve)(addr) {
-            Ok(a) => a,
-            Err(e) => {
-                c.err(&sp("addr"), e);
-                continue;
-            }
-        };
-        if let Some(first) = by_text.insert(addr.to_string(), i) {
-            c.err(
-                &sp("addr"),
-                format!("`{addr}` is already servers[{first}] of this pool"),
-            );
-            continue;
-        }
-        if let Some(first) = by_socket.insert(socket, i) {
-            c.err(
-                &sp("addr"),
-                format!("`{addr}` resolves to {socket}, the same as servers[{first}]"),
-            );
-            continue;
-        }
         let weight = match Weight::try_new(s.weight.unwrap_or(1)) {
             Ok(w) => w,
             Err(e) => {
@@ -112,15 +85,106 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
                 Weight::default()
             }
         };
-        servers.push(ServerConfig {
-            addr: addr.to_string(),
-            socket,
+        let (name, lookup) = match (
+            s.addr.as_deref().map(str::trim),
+            s.srv.as_deref().map(str::trim),
+        ) {
+            (Some(_), Some(_)) => {
+                c.err(&sp("srv"), "a server entry has `addr` or `srv`, not both");
+                continue;
+            }
+            (None, None) => {
+                c.err(
+                    &at(&[Seg::Key("servers"), Seg::Index(i)]),
+                    "`addr` is required (host:port), or `srv` with `resolve`",
+                );
+                continue;
+            }
+            (None, Some(srv)) => {
+                if s.resolve.is_none() {
+                    c.err(
+                        &sp("srv"),
+                        "`srv` entries need `resolve` (how often to look them up)",
+                    );
+                    continue;
+                }
+                if s.weight.is_some() {
+                    c.err(
+                        &sp("weight"),
+                        "an `srv` entry's weights come from its records",
+                    );
+                    continue;
+                }
+                (srv, Lookup::Srv(srv.trim_end_matches('.').to_string()))
+            }
+            (Some(addr), None) if s.resolve.is_some() => match split_host_port(addr) {
+                Ok((host, port)) => (addr, Lookup::Host { host, port }),
+                Err(e) => {
+                    c.err(&sp("addr"), e);
+                    continue;
+                }
+            },
+            (Some(addr), None) => {
+                let socket = match (c.resolve)(addr) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        c.err(&sp("addr"), e);
+                        continue;
+                    }
+                };
+                if let Some(first) = by_text.insert(addr.to_string(), i) {
+                    c.err(
+                        &sp("addr"),
+                        format!("`{addr}` is already servers[{first}] of this pool"),
+                    );
+                    continue;
+                }
+                if let Some(first) = by_socket.insert(socket, i) {
+                    c.err(
+                        &sp("addr"),
+                        format!("`{addr}` resolves to {socket}, the same as servers[{first}]"),
+                    );
+                    continue;
+                }
+                servers.push(ServerConfig {
+                    addr: addr.to_string(),
+                    socket,
+                    weight,
+                    max_conns: s.max_conns.and_then(NonZeroU32::new),
+                    backup: s.backup.unwrap_or(false),
+                    from: None,
+                });
+                continue;
+            }
+        };
+        if let Some(first) = by_text.insert(name.to_string(), i) {
+            c.err(
+                &sp(if matches!(lookup, Lookup::Srv(_)) {
+                    "srv"
+                } else {
+                    "addr"
+                }),
+                format!("`{name}` is already servers[{first}] of this pool"),
+            );
+            continue;
+        }
+        let every = c.positive(&s.resolve, &sp("resolve"), Duration::from_secs(5));
+        if every < MIN_RESOLVE {
+            c.err(
+                &sp("resolve"),
+                format!("at least {MIN_RESOLVE:?}: DNS is not a per-request lookup"),
+            );
+        }
+        dns.push(DnsEntry {
+            name: name.to_string(),
+            lookup,
+            every: every.max(MIN_RESOLVE),
             weight,
             max_conns: s.max_conns.and_then(NonZeroU32::new),
             backup: s.backup.unwrap_or(false),
         });
     }
-    if !servers.is_empty() && servers.iter().all(|s| s.backup) {
+    if dns.is_empty() && !servers.is_empty() && servers.iter().all(|s| s.backup) {
         c.err(
             &at(&[Seg::Key("servers")]),
             "every server is a backup; at least one must not be",
@@ -254,7 +318,26 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         breaker,
         health_check,
         tls,
+        dns,
     })
+}
+
+/// The shortest `resolve` interval accepted.
+const MIN_RESOLVE: Duration = Duration::from_millis(500);
+
+/// `host:port` of an entry followed in DNS (the host is not looked up here).
+fn split_host_port(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{addr}`: `{port}` is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("`{addr}` is not host:port"));
+    }
+    Ok((host.trim_end_matches('.').to_string(), port))
 }
 
 fn balance_of(b: BalanceName) -> Balance {
