@@ -141,6 +141,11 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             other => other.name().to_string(),
         };
         let n = u.servers.len();
+        let dns = match u.dns.len() {
+            0 => String::new(),
+            1 => ", 1 DNS entry".to_string(),
+            m => format!(", {m} DNS entries"),
+        };
         let health = match &u.health_check {
             Some(h) => format!(", health check {} every {:?}", h.path, h.interval),
             None => String::new(),
@@ -161,7 +166,7 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             None => String::new(),
         };
         out += &format!(
-            "    {} ({balance}, {n} server{}{health}{tls})\n",
+            "    {} ({balance}, {n} server{}{dns}{health}{tls})\n",
             u.name,
             if n == 1 { "" } else { "s" }
         );
@@ -182,6 +187,17 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
                 "      {}{resolved} (weight {}{extra})\n",
                 s.addr,
                 s.weight.get()
+            );
+        }
+        for e in &u.dns {
+            let weight = match e.lookup {
+                config::Lookup::Srv(_) => "weights from SRV".to_string(),
+                config::Lookup::Host { .. } => format!("weight {}", e.weight.get()),
+            };
+            let backup = if e.backup { ", backup" } else { "" };
+            out += &format!(
+                "      {} (followed in DNS every {:?}, {weight}{backup})\n",
+                e.name, e.every
             );
         }
     }

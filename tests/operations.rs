@@ -485,11 +485,12 @@ fn the_status_page_is_self_contained_html() {
 #[test]
 fn deploy_dashboards_use_only_exported_metric_names() {
     let a = Mock::named("a");
-    // A TLS listener, so that the certificate families are exported too.
+    // A TLS listener and a DNS entry (an address: no lookup), so that the certificate and
+    // discovery families are exported too.
     let certs = tempfile::tempdir().unwrap();
     let cert = support::tls::self_signed(certs.path(), "edge", &["edge.example"]);
     let p = Proxy::start(&format!(
-        "listen:\n  - addr: \"{{listen}}\"\n    tls: {{certificates: [{{cert: \"{}\", key: \"{}\"}}]}}\nadmin: {{listen: \"{{admin}}\"}}\nupstreams:\n  app: {{servers: [{{addr: \"{}\"}}]}}\n",
+        "listen:\n  - addr: \"{{listen}}\"\n    tls: {{certificates: [{{cert: \"{}\", key: \"{}\"}}]}}\nadmin: {{listen: \"{{admin}}\"}}\nupstreams:\n  app: {{servers: [{{addr: \"{}\", resolve: 1s}}]}}\n",
         cert.cert.display(),
         cert.key.display(),
         a.addr
@@ -503,7 +504,7 @@ fn deploy_dashboards_use_only_exported_metric_names() {
         .filter_map(|l| l.split(' ').next())
         .map(String::from)
         .collect();
-    assert_eq!(exported.len(), 18, "{exported:?}");
+    assert_eq!(exported.len(), 19, "{exported:?}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
     for file in [
         "grafana/switchyard-dashboard.json",
