@@ -192,3 +192,54 @@ fn a_name_that_does_not_resolve_at_start_is_served_once_it_does() {
     assert!(metric(&p, &empty) >= 1.0, "NXDOMAIN counted as empty");
     drop((two, three));
 }
+
+#[test]
+fn an_empty_pool_answers_503_with_every_balancer() {
+    let dns = DnsServer::start();
+    for balance in [
+        "least_conn",
+        "round_robin",
+        "random",
+        "hash\n    hash_key: client_ip",
+    ] {
+        let p = Proxy::start(&config(
+            &dns,
+            "{addr: \"nothing.test:80\", resolve: 1s}",
+            &format!("    balance: {balance}\n"),
+        ));
+        assert_eq!(get(p.addr, "/").status, 503, "{balance}");
+        assert_eq!(
+            get(p.admin, "/healthz").status,
+            200,
+            "{balance}: still serving"
+        );
+    }
+}
+
+#[test]
+fn dns_entries_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dns.yaml");
+    std::fs::write(
+        &path,
+        "listen: [\"127.0.0.1:8080\"]\ndns: {servers: [\"not-an-ip\"]}\nupstreams:\n  app:\n    servers:\n      - {srv: \"_http._tcp.app\"}\n      - {addr: \"a:1\", srv: \"_x._tcp.b\", resolve: 1s}\n      - {srv: \"_y._tcp.c\", resolve: 1s, weight: 3}\n      - {addr: \"d\", resolve: 1s}\n      - {addr: \"e:80\", resolve: 10ms}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::binary())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "dns.servers[0]: `not-an-ip` is not an IP address",
+        "servers[0].srv: `srv` entries need `resolve`",
+        "servers[1].srv: a server entry has `addr` or `srv`, not both",
+        "servers[2].weight: an `srv` entry's weights come from its records",
+        "servers[3].addr: `d` is not host:port",
+        "servers[4].resolve: at least 500ms",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}

@@ -400,9 +400,6 @@ pub fn validate_with(
         }
     }
 
-    if !c.issues.is_empty() {
-        return None;
-    }
     let mut dns_servers = Vec::new();
     for (i, text) in file
         .dns
@@ -423,6 +420,9 @@ pub fn validate_with(
                 format!("`{t}` is not an IP address (with an optional :port)"),
             ),
         }
+    }
+    if !c.issues.is_empty() {
+        return None;
     }
     let warnings = std::mem::take(&mut c.warnings)
         .into_errors(&source.display().to_string())
