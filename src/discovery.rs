@@ -369,6 +369,7 @@ impl pingora::services::background::BackgroundService for DnsService {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
         let mut due: HashMap<EntryKey, Instant> = HashMap::new();
         let mut finder: Option<(Vec<SocketAddr>, Finder)> = None;
+        let mut finder_error: Option<String> = None;
         loop {
             let state = self.reloader.store().load_full();
             let config = &state.config;
@@ -381,7 +382,12 @@ impl pingora::services::background::BackgroundService for DnsService {
                 {
                     match Finder::new(&config.dns_servers) {
                         Ok(f) => finder = Some((config.dns_servers.clone(), f)),
-                        Err(e) => tracing::warn!("{e}"),
+                        // Logged once per distinct problem, not every round.
+                        Err(e) if finder_error.as_ref() != Some(&e) => {
+                            tracing::warn!("{e}");
+                            finder_error = Some(e);
+                        }
+                        Err(_) => {}
                     }
                 }
                 if let Some((_, f)) = &finder {
