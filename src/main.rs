@@ -55,6 +55,8 @@ enum Command {
     Check(ConfigArg),
     /// Start three demo app servers and the proxy in front of them
     Demo,
+    /// Print the JSON Schema of the config file (for editors and CI)
+    Schema,
     /// A demo app server (used by `demo`)
     #[command(hide = true)]
     DemoApp {
@@ -271,6 +273,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check(arg)) => return check(&arg),
+        Some(Command::Schema) => {
+            print!("{}", config::json_schema());
+            return ExitCode::SUCCESS;
+        }
         None if cli.test => return check(&cli.run.config),
         Some(Command::DemoApp { listen, name }) => switchyard::demo::run_demo_app(&listen, &name),
         Some(Command::Demo) => {

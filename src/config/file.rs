@@ -4,59 +4,86 @@
 //! field is optional so that [`super::de`] can keep reading after a bad value, and
 //! [`super::validate`] decides defaults and turns all of it into the typed [`super::Config`].
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
-#[derive(Debug, Default, Deserialize)]
+/// A switchyard configuration file (YAML). Durations need a unit (`250ms`, `5s`, `1m`);
+/// sizes are `64KiB`, `1MiB`, nginx's `k`/`m`/`g`, or a number of bytes.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "switchyard configuration")]
 pub struct FileConfig {
+    /// Where clients connect: `host:port`, `8080` / `:8080` (every IPv4 address), a mapping for TLS or an HTTPS redirect, or a list of these.
     pub listen: Option<Listens>,
+    /// The admin API: /healthz, /metrics, /status, /reload and the status page.
     pub admin: Option<FileAdmin>,
+    /// Worker threads; 0 (default) is one per CPU core.
     pub threads: Option<u32>,
+    /// How long SIGTERM waits for requests in flight (default 30s).
     pub shutdown_grace: Option<String>,
+    /// Reload when the config file (or a file it names) changes (default true).
     pub watch: Option<bool>,
+    /// `stdout` (default), `off`, or a file path (reopened on SIGUSR1 and reload).
     pub access_log: Option<String>,
+    /// `json` (default) or nginx `combined`.
     pub access_log_format: Option<LogFormat>,
+    /// Limits on client connections, heads and bodies.
     pub limits: Option<FileLimits>,
+    /// Named pools of servers.
     pub upstreams: Option<Ordered<FileUpstream>>,
+    /// Which pool a request goes to, by host and path prefix, with optional policies; needed with more than one pool.
     pub routes: Option<Vec<FileRoute>>,
+    /// DNS resolvers for server entries with `resolve`.
     pub dns: Option<FileDns>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileDns {
+    /// Resolvers to ask (IP or IP:port); default: the system's configuration.
     pub servers: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
+    /// The admin address (default 127.0.0.1:9901); a non-loopback address needs `token_file`.
     pub listen: Option<String>,
+    /// A file holding the bearer token admin requests need (except GET /healthz).
     pub token_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     Json,
     Combined,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
+    /// Largest request head (default 32KiB; 431 beyond).
+    #[schemars(with = "Option<Scalar>")]
     pub max_header_bytes: Option<String>,
+    /// Largest request body (default unlimited; 413 beyond).
+    #[schemars(with = "Option<Scalar>")]
     pub max_body_bytes: Option<String>,
+    /// Time to receive a whole request head, and a TLS handshake (default 10s; 408).
     pub header_read_timeout: Option<String>,
+    /// Longest wait between two reads of a request body (default 60s).
     pub body_read_timeout: Option<String>,
+    /// Longest wait for the client to take more of a response (default 60s).
     pub send_timeout: Option<String>,
+    /// Client connections open at once (default: derived from the open-file limit).
     pub max_connections: Option<u32>,
+    /// How long an idle keep-alive client connection is kept (default 75s).
     pub keepalive_timeout: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BalanceName {
     LeastConn,
@@ -65,133 +92,202 @@ pub enum BalanceName {
     Hash,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstream {
+    /// `least_conn` (default), `round_robin`, `random` or `hash`.
     pub balance: Option<BalanceName>,
+    /// With `balance: hash`: `client_ip`, `header:NAME`, `cookie:NAME` or `path`.
     pub hash_key: Option<String>,
+    /// The pool's servers: `addr` entries, or entries followed in DNS (`resolve`, `srv`).
     pub servers: Option<Vec<FileServer>>,
+    /// Connect, read and write timeouts to the servers.
     pub timeouts: Option<FileTimeouts>,
+    /// Idle upstream connections kept for reuse.
     pub keepalive: Option<FileKeepalive>,
+    /// Which failures are retried on another server, and the budgets.
     pub retry: Option<FileRetry>,
+    /// When a server is taken out after failures, and for how long.
     pub circuit_breaker: Option<FileBreaker>,
+    /// Active health checks (off when absent).
     pub health_check: Option<FileHealthCheck>,
+    /// TLS to the servers (absent: plain HTTP/1.1).
     pub tls: Option<FileUpstreamTls>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstreamTls {
+    /// Server name sent and verified (default: the host part of each addr).
     pub sni: Option<String>,
+    /// Verify the servers' certificates (default true; false is logged as a warning).
     pub verify: Option<bool>,
+    /// CA certificates (PEM) to verify against (default: the system trust store).
     pub ca: Option<String>,
+    /// A client certificate (PEM chain) for mTLS, with `client_key`.
     pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM).
     pub client_key: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
+    /// `host:port`; a host name is resolved at load, or followed with `resolve`.
     pub addr: Option<String>,
+    /// An SRV name followed in DNS (needs `resolve`): targets, ports and weights from the records.
     pub srv: Option<String>,
+    /// Look the name up again this often (at least 500ms); every address is a server.
     pub resolve: Option<String>,
+    /// 1 to 1000 (default 1).
     pub weight: Option<u32>,
+    /// Requests in flight to this server at most (default unlimited).
     pub max_conns: Option<u32>,
+    /// Only used when no other server is available.
     pub backup: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileTimeouts {
+    /// Default 5s.
     pub connect: Option<String>,
+    /// Time to wait for the response head and between body reads (default 60s).
     pub read: Option<String>,
+    /// Default 60s.
     pub write: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileKeepalive {
+    /// Idle connections kept per worker (default 32; 0 disables reuse).
     pub idle: Option<u32>,
+    /// How long an idle connection is kept (default 60s).
     pub timeout: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRetry {
+    /// Failures retried: error, timeout, invalid_header, http_500, http_502, http_503, http_504, http_429, and non_idempotent to allow POST retries.
     pub on: Option<Vec<String>>,
+    /// Attempts per request at most, the first included (default 3).
     pub tries: Option<u32>,
+    /// Total time for all attempts (default: none).
     pub timeout: Option<String>,
+    /// Request body kept for replay (default 64KiB, the most).
+    #[schemars(with = "Option<Scalar>")]
     pub buffer: Option<String>,
+    /// Retries at most this percent of requests (default 20).
     pub budget_percent: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileBreaker {
+    /// Consecutive failures that open the breaker (default 5).
     pub failures: Option<u32>,
+    /// How long it stays open at first (default 30s; doubles while trials fail).
     pub open_for: Option<String>,
+    /// The longest open period (default 5m).
     pub max_open_for: Option<String>,
+    /// Trial requests let through when half-open (default 1).
     pub half_open_requests: Option<u32>,
+    /// Outcomes that count as failures (default: error, timeout).
     pub on: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileHealthCheck {
+    /// The path requested.
     pub path: Option<String>,
+    /// Default 5s.
     pub interval: Option<String>,
+    /// Default 2s.
     pub timeout: Option<String>,
+    /// Passes in a row before a server is healthy again (default 2).
     pub healthy_after: Option<u32>,
+    /// Failures in a row before it is unhealthy (default 3).
     pub unhealthy_after: Option<u32>,
+    /// Statuses that pass, e.g. `200-399` (the default).
+    #[schemars(with = "Option<Scalar>")]
     pub expect_status: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRoute {
+    /// The route's label in metrics and the access log (default: host + path).
     pub name: Option<String>,
+    /// Exact host or `*.example.com`; absent: any host.
     pub host: Option<String>,
+    /// Path prefix (default `/`); the longest match wins.
     pub path: Option<String>,
+    /// The pool to send to (or use `redirect`).
     pub upstream: Option<String>,
+    /// Send the path without the route's prefix (nginx `proxy_pass http://app/;`).
     pub strip_prefix: Option<bool>,
+    /// A regex replacement on the path, after strip_prefix.
     pub rewrite: Option<FileRewrite>,
+    /// Header fields set or removed before forwarding.
     pub request_headers: Option<FileHeaderOps>,
+    /// Header fields set or removed on every response, errors included.
     pub response_headers: Option<FileHeaderOps>,
+    /// Client addresses or CIDR blocks allowed; others get 403.
     pub allow: Option<Vec<String>>,
+    /// Client addresses or CIDR blocks answered 403 (deny wins).
     pub deny: Option<Vec<String>>,
+    /// A token bucket per key, shared by all worker threads (429 with Retry-After).
     pub rate_limit: Option<FileRateLimit>,
+    /// Overrides limits.max_body_bytes for this route.
+    #[schemars(with = "Option<Scalar>")]
     pub max_body_bytes: Option<String>,
+    /// gzip or br by Accept-Encoding, for text types of 1 KiB or more.
     pub compress: Option<bool>,
+    /// Answer with a redirect instead of forwarding.
     pub redirect: Option<FileRedirect>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRewrite {
+    /// A regex on the path.
     pub from: Option<String>,
+    /// The new path; `$1`.. are the regex's groups.
     pub to: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileHeaderOps {
+    /// Fields to set (replacing any of the same name).
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
     pub set: Option<Ordered<String>>,
+    /// Fields to remove.
     pub remove: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRateLimit {
+    /// Tokens added per `per`.
     pub requests: Option<u32>,
+    /// Default 1s.
     pub per: Option<String>,
+    /// Extra tokens a key may hold (default 0).
     pub burst: Option<u32>,
+    /// `client_ip` (default) or `header:NAME`.
     pub key: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRedirect {
+    /// The Location; `$host` and `$request_uri` are replaced.
     pub to: Option<String>,
+    /// 301, 302 (default), 307 or 308.
     pub status: Option<u16>,
 }
 
@@ -270,28 +366,39 @@ impl<'de> Deserialize<'de> for FileListen {
 /// The struct name that tells [`super::de`] a scalar is welcome where a mapping is expected.
 pub const SCALAR_OR_MAPPING: &str = "$switchyard::ScalarOrMapping";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileListener {
+    /// `host:port` to listen on.
     pub addr: Option<String>,
+    /// Serve TLS with these certificates.
     pub tls: Option<FileListenTls>,
+    /// Offer HTTP/2 by ALPN (default true on TLS listeners).
     pub http2: Option<bool>,
+    /// Strict-Transport-Security max-age on responses (default 0s: none).
     pub hsts: Option<String>,
+    /// Answer every request 308 to https://host/path.
     pub redirect_https: Option<bool>,
+    /// The port put in the redirect when not 443.
     pub https_port: Option<u16>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileListenTls {
+    /// One or more; picked by SNI, the first is the default.
     pub certificates: Option<Vec<FileCertificate>>,
+    /// "1.2" (default) or "1.3".
+    #[schemars(with = "Option<Scalar>")]
     pub min_version: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileCertificate {
+    /// PEM chain, leaf first (relative to the config file).
     pub cert: Option<String>,
+    /// PEM private key: PKCS#8, PKCS#1 or SEC1.
     pub key: Option<String>,
 }
 
@@ -322,5 +429,61 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
             }
         }
         d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A YAML scalar the loader reads as text: a string, or a number or boolean written plainly
+/// (`max_body_bytes: 1024`, `min_version: 1.2`).
+pub struct Scalar;
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+impl JsonSchema for Listens {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Listen".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let entry = g.subschema_for::<FileListen>();
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": ["string", "integer"] },
+                entry,
+                { "type": "array", "items": entry }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for FileListen {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ListenEntry".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mapping = g.subschema_for::<FileListener>();
+        schemars::json_schema!({
+            "description": "An address (plain HTTP/1.1), or a mapping for a TLS or redirect listener.",
+            "anyOf": [{ "type": ["string", "integer"] }, mapping]
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Ordered<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Map_of_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = g.subschema_for::<T>();
+        schemars::json_schema!({ "type": "object", "additionalProperties": value })
     }
 }
