@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 mod discovery;
 mod edge;
+pub mod import_nginx;
 mod lifecycle;
 mod log_summary;
 mod metrics;

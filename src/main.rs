@@ -57,6 +57,14 @@ enum Command {
     Demo,
     /// Print the JSON Schema of the config file (for editors and CI)
     Schema,
+    /// Translate an nginx config into a switchyard config (stdout, or -o FILE)
+    ImportNginx {
+        /// The nginx config (its includes are followed)
+        file: PathBuf,
+        /// Write the YAML here instead of stdout
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// A demo app server (used by `demo`)
     #[command(hide = true)]
     DemoApp {
@@ -246,6 +254,35 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
     out
 }
 
+/// `import-nginx`: exit 0 when everything was translated, 2 when something was skipped (the
+/// YAML is still written), 1 when the nginx file cannot be parsed or the YAML written.
+fn import_nginx(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let imported = match switchyard::import_nginx::import(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    for n in &imported.notes {
+        eprintln!("{n}");
+    }
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &imported.yaml) {
+                eprintln!("cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+        None => print!("{}", imported.yaml),
+    }
+    if imported.skipped() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn check(arg: &ConfigArg) -> ExitCode {
     let path = config_path(arg);
     match config::load(&path) {
@@ -273,6 +310,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check(arg)) => return check(&arg),
+        Some(Command::ImportNginx { file, output }) => {
+            return import_nginx(&file, output.as_deref());
+        }
         Some(Command::Schema) => {
             print!("{}", config::json_schema());
             return ExitCode::SUCCESS;

@@ -1,0 +1,223 @@
+//! `switchyard import-nginx` (SPEC §10): the corpus in tests/nginx/ imports and passes
+//! `check`; the seed post's config runs and balances as nginx would; prefixes, includes,
+//! unsupported directives and broken files behave as documented.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::{Action, Mock, Proxy, get};
+
+struct Run {
+    code: i32,
+    yaml: String,
+    stderr: String,
+    dir: tempfile::TempDir,
+}
+
+/// Copy the corpus to a scratch directory with `subs` applied, and import `name` from it.
+fn import(name: &str, subs: &[(&str, String)]) -> Run {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nginx");
+    let dir = tempfile::tempdir().unwrap();
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/examples/tls");
+    let mut all: Vec<(&str, String)> = subs.to_vec();
+    all.push(("@TLS@", tls.display().to_string()));
+    for (a, b) in [
+        ("@A1@", "127.0.0.1:3001"),
+        ("@A2@", "127.0.0.1:3002"),
+        ("@A3@", "127.0.0.1:3003"),
+        ("@LISTEN@", "127.0.0.1:8080"),
+    ] {
+        all.push((a, b.to_string()));
+    }
+    copy(&src, dir.path(), &all);
+    let out_path = dir.path().join("out.yaml");
+    let out = Command::new(support::binary())
+        .arg("import-nginx")
+        .arg(dir.path().join(name))
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        yaml: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    }
+}
+
+fn copy(from: &Path, to: &Path, subs: &[(&str, String)]) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy(&p, &target, subs);
+        } else {
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            for (a, b) in subs {
+                text = text.replace(a, b);
+            }
+            std::fs::write(&target, text).unwrap();
+        }
+    }
+}
+
+fn check(path: &Path) -> (bool, String) {
+    let out = Command::new(support::binary())
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_corpus_imports_and_passes_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nginx");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    names.sort();
+    let mut count = 0;
+    for p in names {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let run = import(&name, &[]);
+        let expected = if name.starts_with("99-") { 2 } else { 0 };
+        assert_eq!(run.code, expected, "{name}:\n{}", run.stderr);
+        let (ok, why) = check(&run.dir.path().join("out.yaml"));
+        assert!(ok, "{name} does not pass check:\n{why}\n{}", run.yaml);
+        count += 1;
+    }
+    assert!(count >= 11, "{count} configs");
+}
+
+#[test]
+fn the_seed_config_runs_and_balances_like_nginx() {
+    let (a1, a2, a3) = (
+        Mock::start(|s| {
+            if s.target == "/boom" {
+                Action::status(500)
+            } else {
+                Action::ok("a1")
+            }
+        }),
+        Mock::named("a2"),
+        Mock::named("a3"),
+    );
+    let run = import(
+        "01-seed.conf",
+        &[
+            ("@A1@", a1.addr.to_string()),
+            ("@A2@", a2.addr.to_string()),
+            ("@A3@", a3.addr.to_string()),
+            ("@LISTEN@", "127.0.0.1:1".to_string()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("01-seed.conf:17: proxy_set_header: switchyard sets this header itself"),
+        "{}",
+        run.stderr
+    );
+    let yaml =
+        run.yaml.replace("\"127.0.0.1:1\"", "\"{listen}\"") + "admin: {listen: \"{admin}\"}\n";
+    let p = Proxy::start(&yaml);
+    let bodies: Vec<String> = (0..800).map(|_| get(p.addr, "/").text()).collect();
+    let tally = support::tally(bodies);
+    assert_eq!(
+        (tally.get("a1"), tally.get("a2"), tally.get("a3")),
+        (Some(&300), Some(&300), Some(&200)),
+        "{tally:?}"
+    );
+    // `proxy_next_upstream ... http_500`: a 500 goes to the next server.
+    for _ in 0..6 {
+        assert_eq!(get(p.addr, "/boom").status, 200);
+    }
+    assert!(a1.hits_on("/boom") > 0, "the failing server was tried");
+    // `location /api/ { proxy_pass http://app/; }` strips the prefix.
+    let before = a2.seen().len() + a3.seen().len() + a1.seen().len();
+    assert_eq!(get(p.addr, "/api/users?x=1").status, 200);
+    let all: Vec<String> = [a1.seen(), a2.seen(), a3.seen()]
+        .concat()
+        .into_iter()
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(all.len(), before + 1);
+    assert!(
+        all.contains(&"/users?x=1".to_string()),
+        "{:?}",
+        &all[all.len().saturating_sub(3)..]
+    );
+}
+
+#[test]
+fn includes_are_followed_and_what_is_left_out_is_reported() {
+    let run = import("02-include.conf", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.yaml.contains("10.0.0.1:3000") && run.yaml.contains("backup: true"),
+        "{}",
+        run.yaml
+    );
+    assert!(
+        run.yaml
+            .contains("circuit_breaker: {failures: 3, open_for: 20s}"),
+        "{}",
+        run.yaml
+    );
+    assert!(
+        !run.yaml.contains("10.0.0.4"),
+        "a `down` server is left out"
+    );
+    assert!(
+        run.stderr
+            .contains("shop.conf:5: server: a `down` server is left out"),
+        "{}",
+        run.stderr
+    );
+
+    let run = import("99-unsupported.conf", &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("99-unsupported.conf:7: proxy_cache: no switchyard equivalent"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("99-unsupported.conf:9: location: regex"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.yaml.contains("upstream: app"),
+        "the YAML is still written"
+    );
+}
+
+#[test]
+fn a_broken_file_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken.conf");
+    std::fs::write(&p, "http {\n  server {\n    listen 80\n  }\n}\n").unwrap();
+    let out = Command::new(support::binary())
+        .arg("import-nginx")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.conf:3: `listen` is not ended by `;`"),
+        "{err}"
+    );
+}
