@@ -42,6 +42,8 @@ impl Imported {
 
 #[derive(Default)]
 struct Pool {
+    /// Where it came from, for a comment in the output.
+    origin: String,
     balance: Option<String>,
     hash_key: Option<String>,
     servers: Vec<(String, Option<String>, Option<String>, bool)>, // addr, weight, max_conns, backup
@@ -59,6 +61,7 @@ struct Pool {
 
 #[derive(Default, Clone)]
 struct Route {
+    origin: String,
     host: Option<String>,
     path: String,
     upstream: Option<String>,
@@ -314,6 +317,7 @@ fn upstream(out: &mut Out, d: &Directive) {
         out.skip(d, "an upstream without a name");
         return;
     };
+    out.pool(&name).origin = format!("upstream {name} ({})", d.at());
     for s in d.block.iter().flatten() {
         let a0 = s.args.first().cloned().unwrap_or_default();
         match s.name.as_str() {
@@ -509,9 +513,10 @@ fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             .map(|h| Some(h.trim_start_matches('.').to_string()))
             .collect()
     };
-    if let Some((_, (to, status))) = &redirect_all {
+    if let Some((rd, (to, status))) = &redirect_all {
         for h in &host_list {
             out.routes.push(Route {
+                origin: format!("return {status} {to} ({})", rd.at()),
                 host: h.clone(),
                 path: "/".into(),
                 redirect: Some((to.clone(), *status)),
@@ -532,6 +537,7 @@ fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             out.note(loc, "an exact-match location becomes a prefix route", false);
         }
         let mut r = Route {
+            origin: format!("location {} ({})", loc.args.join(" "), loc.at()),
             path: path.clone(),
             compress,
             ..server_route.clone()
@@ -624,8 +630,10 @@ fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 } else {
                     format!("{host}:80")
                 };
+                let origin = format!("proxy_pass {a0} ({})", s.at());
                 let p = out.pool(&pool);
                 if p.servers.is_empty() {
+                    p.origin = origin;
                     p.servers.push((addr, None, None, false));
                     p.balance = Some("round_robin".into());
                 }
@@ -804,6 +812,9 @@ fn render(out: &Out) -> String {
     }
     y.push_str("upstreams:\n");
     for (name, p) in &out.pools {
+        if !p.origin.is_empty() {
+            let _ = writeln!(y, "  # {}", p.origin);
+        }
         let _ = writeln!(y, "  {name}:");
         if let Some(b) = &p.balance {
             let _ = writeln!(y, "    balance: {b}");
@@ -878,6 +889,9 @@ fn render(out: &Out) -> String {
         y.push_str("routes:\n");
     }
     for r in routes {
+        if !r.origin.is_empty() {
+            let _ = writeln!(y, "  # {}", r.origin);
+        }
         let _ = write!(y, "  - path: {}", yaml_str(&r.path));
         if let Some(h) = &r.host {
             let _ = write!(y, "\n    host: {}", yaml_str(h));
