@@ -323,7 +323,7 @@ fn upstream(out: &mut Out, d: &Directive) {
         match s.name.as_str() {
             "server" => {
                 let (mut weight, mut max_conns, mut backup, mut down) = (None, None, false, false);
-                for a in &s.args[1..] {
+                for a in s.args.iter().skip(1) {
                     if let Some(w) = a.strip_prefix("weight=") {
                         weight = Some(w.to_string());
                     } else if let Some(m) = a.strip_prefix("max_conns=") {

@@ -400,6 +400,67 @@ mod tests {
     }
 
     #[test]
+    fn odd_but_valid_input_never_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "upstream a { server; }\nserver { listen; location { } return; }\n",
+            "http { upstream { } server { location = { proxy_pass; } } }\n",
+            "http { limit_req_zone; server { location / { limit_req; rewrite; add_header; allow; deny; proxy_pass http://; } } }\n",
+            "\u{feff}# bom\nhttp{server{listen [::];server_name _;location /{proxy_pass http://[::1]:80/x/;}}}\n",
+        ] {
+            let p = write(dir.path(), "odd.conf", text);
+            let imported = crate::import_nginx::import(&p).unwrap();
+            assert!(!imported.yaml.is_empty());
+        }
+    }
+
+    #[test]
+    fn random_nginx_shaped_text_is_parsed_or_refused_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let words = [
+            "http",
+            "server",
+            "upstream",
+            "location",
+            "listen",
+            "proxy_pass",
+            "return",
+            "{",
+            "}",
+            ";",
+            "\"",
+            "'",
+            "#",
+            "\n",
+            " ",
+            "80",
+            "ssl",
+            "http://a/",
+            "=",
+            "~",
+            "/x/",
+            "$host",
+            "weight=",
+            "include",
+            "*.conf",
+            "rewrite",
+            "allow",
+            "limit_req",
+            "zone=z",
+            "\\",
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let text: String = (0..rng.usize(0..60))
+                .map(|_| words[rng.usize(0..words.len())])
+                .collect::<Vec<_>>()
+                .join(" ");
+            let p = write(dir.path(), "r.conf", &text);
+            let _ = crate::import_nginx::import(&p);
+        }
+    }
+
+    #[test]
     fn wildcards() {
         assert!(wildcard("*.conf", "a.conf"));
         assert!(!wildcard("*.conf", "a.conf.bak"));
