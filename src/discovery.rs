@@ -234,13 +234,7 @@ impl Finder {
                 }
                 match self.resolver.lookup_ip(fqdn(host)).await {
                     Ok(ips) => {
-                        let ttl = ips
-                            .as_lookup()
-                            .records()
-                            .iter()
-                            .map(|r| r.ttl())
-                            .min()
-                            .map(|t| Duration::from_secs(u64::from(t)));
+                        let ttl = min_ttl(ips.as_lookup());
                         let found = ips
                             .iter()
                             .map(|ip| Found {
@@ -256,13 +250,7 @@ impl Finder {
             }
             Lookup::Srv(name) => match self.resolver.srv_lookup(fqdn(name)).await {
                 Ok(srv) => {
-                    let ttl = srv
-                        .as_lookup()
-                        .records()
-                        .iter()
-                        .map(|r| r.ttl())
-                        .min()
-                        .map(|t| Duration::from_secs(u64::from(t)));
+                    let ttl = min_ttl(srv.as_lookup());
                     let records: Vec<_> = srv.iter().cloned().collect();
                     let Some(first) = records.iter().map(|r| r.priority()).min() else {
                         return Answer::Empty;
@@ -294,6 +282,16 @@ impl Finder {
             },
         }
     }
+}
+
+/// The lowest TTL among an answer's records.
+fn min_ttl(lookup: &hickory_resolver::lookup::Lookup) -> Option<Duration> {
+    lookup
+        .records()
+        .iter()
+        .map(|r| r.ttl())
+        .min()
+        .map(|t| Duration::from_secs(u64::from(t)))
 }
 
 /// Names are absolute: the system's search domains do not apply to configured names.

@@ -7,7 +7,7 @@ mod support;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 use support::dns::DnsServer;
-use support::{Mock, Proxy, get, wait_until};
+use support::{Mock, Proxy, get, metric, wait_until};
 
 /// A port free on both 127.0.0.2 and 127.0.0.3, and a mock named after its address on each.
 fn two_mocks() -> (u16, Mock, Mock) {
@@ -42,17 +42,6 @@ fn addrs(p: &Proxy, pool: &str) -> Vec<String> {
         .collect();
     a.sort();
     a
-}
-
-fn metric(p: &Proxy, prefix: &str) -> f64 {
-    get(p.admin, "/metrics")
-        .text()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(prefix)
-                .map(|v| v.trim().parse().unwrap_or(-1.0))
-        })
-        .unwrap_or(0.0)
 }
 
 fn config(dns: &DnsServer, entry: &str, extra: &str) -> String {
@@ -218,20 +207,10 @@ fn an_empty_pool_answers_503_with_every_balancer() {
 
 #[test]
 fn dns_entries_are_checked_at_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dns.yaml");
-    std::fs::write(
-        &path,
+    let err = support::check_errors(
+        "dns.yaml",
         "listen: [\"127.0.0.1:8080\"]\ndns: {servers: [\"not-an-ip\"]}\nupstreams:\n  app:\n    servers:\n      - {srv: \"_http._tcp.app\"}\n      - {addr: \"a:1\", srv: \"_x._tcp.b\", resolve: 1s}\n      - {srv: \"_y._tcp.c\", resolve: 1s, weight: 3}\n      - {addr: \"d\", resolve: 1s}\n      - {addr: \"e:80\", resolve: 10ms}\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(support::binary())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     for expected in [
         "dns.servers[0]: `not-an-ip` is not an IP address",
         "servers[0].srv: `srv` entries need `resolve`",

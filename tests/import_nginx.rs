@@ -64,18 +64,6 @@ fn copy(from: &Path, to: &Path, subs: &[(&str, String)]) {
     }
 }
 
-fn check(path: &Path) -> (bool, String) {
-    let out = Command::new(support::binary())
-        .args(["check", "-c"])
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn the_corpus_imports_and_passes_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nginx");
@@ -91,7 +79,7 @@ fn the_corpus_imports_and_passes_check() {
         let run = import(&name, &[]);
         let expected = if name.starts_with("99-") { 2 } else { 0 };
         assert_eq!(run.code, expected, "{name}:\n{}", run.stderr);
-        let (ok, why) = check(&run.dir.path().join("out.yaml"));
+        let (ok, why) = support::check_file(&run.dir.path().join("out.yaml"));
         assert!(ok, "{name} does not pass check:\n{why}\n{}", run.yaml);
         count += 1;
     }

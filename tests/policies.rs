@@ -5,7 +5,7 @@ mod support;
 
 use std::io::Read;
 use std::time::Duration;
-use support::{Action, Mock, Proxy, get, refused_addr, request, wait_until};
+use support::{Action, Mock, Proxy, get, metric, refused_addr, request, wait_until};
 
 fn start(routes: &str, upstreams: &str, extra: &str) -> Proxy {
     Proxy::start(&format!(
@@ -18,17 +18,6 @@ fn pool(name: &str, mock: &Mock) -> String {
         "  {name}: {{servers: [{{addr: \"{}\"}}], retry: {{tries: 1}}}}\n",
         mock.addr
     )
-}
-
-fn metric(p: &Proxy, series: &str) -> f64 {
-    get(p.admin, "/metrics")
-        .text()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse().unwrap_or(-1.0))
-        })
-        .unwrap_or(0.0)
 }
 
 #[test]
@@ -308,20 +297,10 @@ fn redirect_routes_answer_without_an_upstream() {
 
 #[test]
 fn bad_policies_fail_check_with_their_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(
-        &path,
+    let err = support::check_errors(
+        "bad.yaml",
         "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {servers: [{addr: \"127.0.0.1:1\"}]}\nroutes:\n  - path: /a/\n    upstream: app\n    rewrite: {from: \"^/(unclosed\", to: \"/$1\"}\n  - path: /b/\n    upstream: app\n    allow: [\"10.0.0.0/33\"]\n  - path: /c/\n    upstream: app\n    redirect: {to: \"https://x/\"}\n  - path: /d/\n    upstream: app\n    rate_limit: {requests: 0, key: cookie}\n    response_headers: {set: {Content-Length: \"5\"}}\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(support::binary())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     for expected in [
         "bad.yaml:7:21: routes[0].rewrite.from: not a valid regex: unclosed group",
         "bad.yaml:10:13: routes[1].allow[0]: `10.0.0.0/33` is not an address or CIDR block",

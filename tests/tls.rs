@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use support::tls::{
     Ca, TlsUpstream, both_versions, client_config, exchange, https_get, self_signed,
 };
-use support::{Action, Mock, Proxy, free_port, get, request, wait_until};
+use support::{Action, Mock, Proxy, free_port, metric, request, wait_until};
 
 /// A TLS listener on `{listen}` serving `certs` (`(cert, key)` paths), plus `extra` YAML.
 fn tls_config(
@@ -30,16 +30,6 @@ fn tls_config(
     format!(
         "listen:\n  - addr: \"{{listen}}\"\n    tls:\n      certificates:\n{list}{listener_extra}admin: {{listen: \"{{admin}}\"}}\n{rest}"
     )
-}
-
-fn metric(p: &Proxy, series: &str) -> f64 {
-    let text = get(p.admin, "/metrics").text();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .map(|v| v.trim().parse::<f64>().unwrap_or(-1.0))
-        })
-        .unwrap_or(0.0)
 }
 
 #[test]

@@ -691,3 +691,39 @@ pub fn request_within(addr: SocketAddr, path: &str, timeout: Duration) -> Option
 pub fn raise_own_open_file_limit() -> u64 {
     switchyard::raise_open_file_limit()
 }
+
+/// The value of the first `/metrics` line starting with `series` (0 when absent).
+pub fn metric(p: &Proxy, series: &str) -> f64 {
+    get(p.admin, "/metrics")
+        .text()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .map(|v| v.trim().parse().unwrap_or(-1.0))
+        })
+        .unwrap_or(0.0)
+}
+
+/// `switchyard check` of a config file: whether it passed, and what it printed on stderr.
+pub fn check_file(path: &std::path::Path) -> (bool, String) {
+    let out = Command::new(binary())
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .expect("run switchyard check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `switchyard check` of `text` written as `name` in a scratch directory: the errors printed
+/// (the check must fail).
+pub fn check_errors(name: &str, text: &str) -> String {
+    let dir = tempfile::tempdir().expect("scratch dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write config");
+    let (ok, err) = check_file(&path);
+    assert!(!ok, "{name} passed check");
+    err
+}
