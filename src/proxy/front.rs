@@ -18,6 +18,7 @@ use super::guarded::GuardedStream;
 use super::redirect::Redirect;
 use crate::config::Limits;
 use crate::edge::{self, Serve};
+use crate::lifecycle::ActiveRequest;
 use crate::log_summary::{self, Failure};
 use crate::state::{RuntimeState, Store};
 use crate::tls::acceptor::TlsAcceptor;
@@ -29,6 +30,16 @@ use pingora::protocols::tls::ALPN;
 use pingora::protocols::{Ssl, Stream};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a connection accepted around shutdown gets to send its first request (or finish
+/// its TLS handshake) before it is closed unanswered.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// Resolves once shutdown has begun (the watch's guard is not held past it).
+async fn shutting_down(stop: &mut ShutdownWatch) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
 
 /// Body and send timeouts of a client session (the head has its own deadline).
 fn apply_timeouts(session: &mut ServerSession, limits: &Limits) {
@@ -137,16 +148,26 @@ where
             log_summary::count(Failure::Refused);
             return None;
         };
+        // Until its first request is answered, a new connection counts as a request in flight:
+        // a shutdown (or an upgrade's hand-over) then waits for it instead of exiting under it.
+        let first_request = ActiveRequest::start();
         let mut stop = shutdown.clone();
         let redirect = matches!(mode, Mode::Redirect);
         let (stream, tls) = match mode {
             Mode::Tls(acceptor) => {
                 // The handshake has the head's deadline (nginx: client_header_timeout).
+                let accept = acceptor.accept(stream, limits.header_read_timeout);
+                tokio::pin!(accept);
                 let accepted = tokio::select! {
                     biased;
-                    r = acceptor.accept(stream, limits.header_read_timeout) => r,
+                    r = &mut accept => r,
                     _ = place.slot.closed() => return None,
-                    _ = stop.wait_for(|s| *s) => return None,
+                    _ = shutting_down(&mut stop) => {
+                        match tokio::time::timeout(FIRST_REQUEST_GRACE, &mut accept).await {
+                            Ok(r) => r,
+                            Err(_) => return None,
+                        }
+                    }
                 };
                 edge_stats.handshake(accepted.is_ok());
                 let conn = match accepted {
@@ -161,6 +182,7 @@ where
                     // pingora's HTTP/2 server takes it from here; its streams are requests,
                     // so the connection is never "idle between requests" to the tracker.
                     place.slot.set_idle(false);
+                    drop(first_request);
                     return ServerApp::process_new(&self.proxy, Box::new(conn), shutdown).await;
                 }
                 (Box::new(conn) as Stream, true)
@@ -172,7 +194,16 @@ where
         let started = tokio::select! {
             biased;
             r = guarded.read_start() => r,
-            _ = stop.wait_for(|s| *s) => return None,
+            _ = shutting_down(&mut stop) => {
+                // Shutting down (or handing the sockets to a new process, which this one keeps
+                // accepting for during pingora's hand-over): a new connection's first request is
+                // on its way and is served if it comes soon; an idle one is closed. `read_start`
+                // keeps what it read, so it resumes where the cancelled read stopped.
+                match tokio::time::timeout(FIRST_REQUEST_GRACE, guarded.read_start()).await {
+                    Ok(r) => r,
+                    Err(_) => return None,
+                }
+            }
         };
         match started {
             Ok(true) => {}
@@ -182,13 +213,14 @@ where
             if guarded.is_h2_preface() {
                 return None;
             }
-            return serve_h1(app, guarded, &limits, shutdown).await;
+            return serve_h1(app, guarded, &limits, shutdown, first_request).await;
         }
         if !tls && guarded.is_h2_preface() {
             guarded.end_head();
+            drop(first_request);
             return ServerApp::process_new(&self.proxy, Box::new(guarded), shutdown).await;
         }
-        serve_h1(&self.proxy, guarded, &limits, shutdown).await
+        serve_h1(&self.proxy, guarded, &limits, shutdown, first_request).await
     }
 
     async fn cleanup(&self) {
@@ -202,6 +234,7 @@ async fn serve_h1<B: HttpServerApp + Send + Sync>(
     guarded: GuardedStream,
     limits: &Limits,
     shutdown: &ShutdownWatch,
+    first_request: ActiveRequest,
 ) -> Option<Stream> {
     let mut session = ServerSession::new_http1(Box::new(guarded));
     apply_timeouts(&mut session, limits);
@@ -212,6 +245,7 @@ async fn serve_h1<B: HttpServerApp + Send + Sync>(
     });
     session.set_pipelining_enabled(true);
     let mut result = app.process_new_http(session, shutdown).await;
+    drop(first_request);
     while let Some((stream, settings)) = result.map(|r| r.consume()) {
         // Only GuardedStreams are handed to the application above.
         let Ok(guarded) = stream.into_any().downcast::<GuardedStream>() else {
