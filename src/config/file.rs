@@ -487,3 +487,13 @@ impl<T: JsonSchema> JsonSchema for Ordered<T> {
         schemars::json_schema!({ "type": "object", "additionalProperties": value })
     }
 }
+
+/// The JSON Schema (draft 2020-12) of the config file, generated from the structs the loader
+/// reads (`switchyard schema`; committed as `conf/switchyard.schema.json`).
+pub fn json_schema() -> String {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let schema = generator.into_root_schema_for::<FileConfig>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

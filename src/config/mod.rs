@@ -5,24 +5,28 @@
 //! `file:line:col`. Nothing here touches the network or the running proxy: [`load`] is what
 //! `switchyard check` runs, and what every reload runs before anything is swapped.
 
+mod admin_token;
 pub mod de;
 pub mod error;
 pub mod file;
+mod listen;
+mod route;
 pub mod units;
 pub mod validate;
 pub mod yaml;
 
+pub use admin_token::AdminToken;
 pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
+pub use file::json_schema;
+pub use listen::{Listener, ListenerKind, TlsListener, UpstreamTls};
+pub use route::{Access, HeaderOps, RateKey, RateLimit, RedirectTo, Rewrite, RoutePolicy};
 pub use units::StatusRange;
 
-use crate::tls::acceptor::MinVersion;
-use crate::tls::certs::{CertSet, ClientIdentity};
 use http::HeaderName;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest config file accepted. A real config, even with 10 000 servers, is a fraction of
@@ -116,44 +120,6 @@ fn load_str_with(
     }
 }
 
-/// The JSON Schema (draft 2020-12) of the config file, generated from the structs the loader
-/// reads (`switchyard schema`; committed as `conf/switchyard.schema.json`).
-pub fn json_schema() -> String {
-    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
-    let schema = generator.into_root_schema_for::<file::FileConfig>();
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    text.push('\n');
-    text
-}
-
-/// The admin API's bearer token (from `admin.token_file`). Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken(String);
-
-impl AdminToken {
-    pub fn new(token: String) -> AdminToken {
-        AdminToken(token)
-    }
-
-    /// Whether `presented` is the token, in time that does not depend on where they differ
-    /// (only a difference in length shows).
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        expected.len() == presented.len()
-            && expected
-                .iter()
-                .zip(presented)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    }
-}
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(***)")
-    }
-}
-
 /// The validated configuration. Immutable; a reload builds a new one.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -199,57 +165,6 @@ impl Config {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
     }
-}
-
-/// One client-facing listener.
-#[derive(Debug, Clone)]
-pub struct Listener {
-    pub addr: SocketAddr,
-    pub kind: ListenerKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum ListenerKind {
-    /// Plain HTTP/1.1 (and h2c with prior knowledge).
-    Plain,
-    Tls(TlsListener),
-    /// Answers every request `308` to `https://host[:https_port]/path?query`.
-    RedirectHttps {
-        https_port: u16,
-    },
-}
-
-impl ListenerKind {
-    /// What cannot change in a reload: the kind of socket it is.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ListenerKind::Plain => "http",
-            ListenerKind::Tls(_) => "https",
-            ListenerKind::RedirectHttps { .. } => "redirect_https",
-        }
-    }
-}
-
-/// A TLS listener's settings, with its certificates read and checked.
-#[derive(Debug, Clone)]
-pub struct TlsListener {
-    pub certs: Arc<CertSet>,
-    pub min_version: MinVersion,
-    pub http2: bool,
-    /// `Strict-Transport-Security: max-age=…` on every response; `None`: not sent.
-    pub hsts: Option<Duration>,
-}
-
-/// TLS to the servers of a pool (`upstreams.NAME.tls`).
-#[derive(Debug, Clone)]
-pub struct UpstreamTls {
-    /// `None`: the host part of each server's `addr`.
-    pub sni: Option<String>,
-    pub verify: bool,
-    /// The CA certificates (DER) from `ca`; `None`: the system trust store.
-    pub ca: Option<Arc<Vec<Vec<u8>>>>,
-    /// The client certificate and key (mTLS).
-    pub client: Option<Arc<ClientIdentity>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,98 +455,6 @@ pub struct Route {
     /// Index into [`Config::upstreams`]; `None` for a `redirect` route.
     pub upstream: Option<usize>,
     pub policy: RoutePolicy,
-}
-
-/// What a route does besides choosing a pool (SPEC §8). The default does nothing.
-#[derive(Debug, Clone, Default)]
-pub struct RoutePolicy {
-    /// Send the path without the route's prefix.
-    pub strip_prefix: bool,
-    pub rewrite: Option<Rewrite>,
-    pub request_headers: HeaderOps,
-    pub response_headers: HeaderOps,
-    pub access: Option<Access>,
-    pub rate_limit: Option<RateLimit>,
-    /// Overrides `limits.max_body_bytes`.
-    pub max_body_bytes: Option<u64>,
-    pub compress: bool,
-    pub redirect: Option<RedirectTo>,
-}
-
-impl RoutePolicy {
-    /// Whether the route only routes (the request path does no per-route work).
-    pub fn is_plain(&self) -> bool {
-        !self.strip_prefix
-            && self.rewrite.is_none()
-            && self.request_headers.is_empty()
-            && self.response_headers.is_empty()
-            && self.access.is_none()
-            && self.rate_limit.is_none()
-            && self.max_body_bytes.is_none()
-            && !self.compress
-            && self.redirect.is_none()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Rewrite {
-    pub from: regex::Regex,
-    /// `$1`.. refer to `from`'s groups (the `regex` crate's replacement syntax).
-    pub to: String,
-}
-
-/// Header fields to set (replacing any of the same name) and to remove.
-#[derive(Debug, Clone, Default)]
-pub struct HeaderOps {
-    pub set: Vec<(HeaderName, http::HeaderValue)>,
-    pub remove: Vec<HeaderName>,
-}
-
-impl HeaderOps {
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.remove.is_empty()
-    }
-}
-
-/// `allow` / `deny` CIDR lists: deny wins; with an allow list, everyone else is denied.
-#[derive(Debug, Clone, Default)]
-pub struct Access {
-    pub allow: Vec<ipnet::IpNet>,
-    pub deny: Vec<ipnet::IpNet>,
-}
-
-impl Access {
-    pub fn permits(&self, ip: std::net::IpAddr) -> bool {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        if self.deny.iter().any(|n| n.contains(&ip)) {
-            return false;
-        }
-        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateLimit {
-    pub requests: u32,
-    pub per: Duration,
-    pub burst: u32,
-    pub key: RateKey,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateKey {
-    ClientIp,
-    Header(HeaderName),
-}
-
-#[derive(Debug, Clone)]
-pub struct RedirectTo {
-    /// As written; `$host` and `$request_uri` are replaced per request.
-    pub to: String,
-    pub status: u16,
 }
 
 #[cfg(test)]

@@ -400,27 +400,7 @@ pub fn validate_with(
         }
     }
 
-    let mut dns_servers = Vec::new();
-    for (i, text) in file
-        .dns
-        .as_ref()
-        .and_then(|d| d.servers.as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let t = text.trim();
-        match t.parse::<SocketAddr>().or_else(|_| {
-            t.parse::<std::net::IpAddr>()
-                .map(|ip| SocketAddr::new(ip, 53))
-        }) {
-            Ok(a) => dns_servers.push(a),
-            Err(_) => c.err(
-                &[Seg::Key("dns"), Seg::Key("servers"), Seg::Index(i)],
-                format!("`{t}` is not an IP address (with an optional :port)"),
-            ),
-        }
-    }
+    let dns_servers = upstream::dns_servers(&mut c, file);
     if !c.issues.is_empty() {
         return None;
     }

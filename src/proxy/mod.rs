@@ -21,12 +21,13 @@ pub mod redirect;
 mod request;
 pub mod respond;
 pub mod retry;
+mod route;
 
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
 use crate::edge::{self, Serve};
 use crate::log_summary::{self, Failure};
-use crate::policy::{self, Rejection, RouteState};
+use crate::policy::{self, Rejection};
 use crate::state::Store;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -49,57 +50,6 @@ pub struct Switchyard {
 impl Switchyard {
     pub fn new(store: Store) -> Self {
         Switchyard { store }
-    }
-
-    /// A route's own answers, in SPEC §8 order: allow/deny (403), rate limit (429), redirect.
-    /// `true` when the request was answered here.
-    async fn route_answers(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        route: &RouteState,
-    ) -> Result<bool> {
-        let p = &route.policy;
-        let client = client_ip(session);
-        if let Some(access) = &p.access
-            && !client.is_some_and(|ip| access.permits(ip))
-        {
-            ctx.reject(Rejection::Denied);
-            let ctx = &*ctx;
-            respond::send_error(session, 403, true, |r| ctx.decorate(r)).await?;
-            return Ok(true);
-        }
-        if let (Some(limit), Some(limiter)) = (&p.rate_limit, &route.limiter)
-            && let Some(key) = policy::rate_key(&limit.key, session.req_header(), client)
-            && let Err(wait) = limiter.check(&key, Instant::now())
-        {
-            ctx.reject(Rejection::RateLimited);
-            let secs = policy::retry_after_secs(wait);
-            let ctx = &*ctx;
-            respond::send_error(session, 429, true, |r| {
-                r.insert_header(http::header::RETRY_AFTER, secs)?;
-                ctx.decorate(r)
-            })
-            .await?;
-            return Ok(true);
-        }
-        if let Some(redirect) = &p.redirect {
-            let req = session.req_header();
-            let (host, _) = route_target(req);
-            let uri = req
-                .uri
-                .path_and_query()
-                .map_or_else(|| req.uri.path(), |pq| pq.as_str());
-            let location = policy::redirect_location(&redirect.to, host, uri);
-            let ctx = &*ctx;
-            respond::send_error(session, redirect.status, true, |r| {
-                r.insert_header(http::header::LOCATION, location)?;
-                ctx.decorate(r)
-            })
-            .await?;
-            return Ok(true);
-        }
-        Ok(false)
     }
 }
 

@@ -401,3 +401,32 @@ fn health(c: &mut Checker<'_>, h: &file::FileHealthCheck, base: &[Seg<'_>]) -> H
         expect_status,
     }
 }
+
+/// `dns.servers`: resolver addresses, IP with an optional port (53 by default).
+pub(super) fn dns_servers(
+    c: &mut Checker<'_>,
+    file: &crate::config::file::FileConfig,
+) -> Vec<SocketAddr> {
+    let mut dns_servers = Vec::new();
+    for (i, text) in file
+        .dns
+        .as_ref()
+        .and_then(|d| d.servers.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let t = text.trim();
+        match t.parse::<SocketAddr>().or_else(|_| {
+            t.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        }) {
+            Ok(a) => dns_servers.push(a),
+            Err(_) => c.err(
+                &[Seg::Key("dns"), Seg::Key("servers"), Seg::Index(i)],
+                format!("`{t}` is not an IP address (with an optional :port)"),
+            ),
+        }
+    }
+    dns_servers
+}

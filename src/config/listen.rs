@@ -1,0 +1,58 @@
+//! Client-facing listeners and TLS to upstreams (SPEC §6), as validated.
+
+use crate::tls::acceptor::MinVersion;
+use crate::tls::certs::{CertSet, ClientIdentity};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One client-facing listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub kind: ListenerKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ListenerKind {
+    /// Plain HTTP/1.1 (and h2c with prior knowledge).
+    Plain,
+    Tls(TlsListener),
+    /// Answers every request `308` to `https://host[:https_port]/path?query`.
+    RedirectHttps {
+        https_port: u16,
+    },
+}
+
+impl ListenerKind {
+    /// What cannot change in a reload: the kind of socket it is.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListenerKind::Plain => "http",
+            ListenerKind::Tls(_) => "https",
+            ListenerKind::RedirectHttps { .. } => "redirect_https",
+        }
+    }
+}
+
+/// A TLS listener's settings, with its certificates read and checked.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub certs: Arc<CertSet>,
+    pub min_version: MinVersion,
+    pub http2: bool,
+    /// `Strict-Transport-Security: max-age=…` on every response; `None`: not sent.
+    pub hsts: Option<Duration>,
+}
+
+/// TLS to the servers of a pool (`upstreams.NAME.tls`).
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// `None`: the host part of each server's `addr`.
+    pub sni: Option<String>,
+    pub verify: bool,
+    /// The CA certificates (DER) from `ca`; `None`: the system trust store.
+    pub ca: Option<Arc<Vec<Vec<u8>>>>,
+    /// The client certificate and key (mTLS).
+    pub client: Option<Arc<ClientIdentity>>,
+}

@@ -1,0 +1,96 @@
+//! Route policies (SPEC §8), as validated.
+
+use http::HeaderName;
+use std::time::Duration;
+
+/// What a route does besides choosing a pool (SPEC §8). The default does nothing.
+#[derive(Debug, Clone, Default)]
+pub struct RoutePolicy {
+    /// Send the path without the route's prefix.
+    pub strip_prefix: bool,
+    pub rewrite: Option<Rewrite>,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+    pub access: Option<Access>,
+    pub rate_limit: Option<RateLimit>,
+    /// Overrides `limits.max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
+    pub compress: bool,
+    pub redirect: Option<RedirectTo>,
+}
+
+impl RoutePolicy {
+    /// Whether the route only routes (the request path does no per-route work).
+    pub fn is_plain(&self) -> bool {
+        !self.strip_prefix
+            && self.rewrite.is_none()
+            && self.request_headers.is_empty()
+            && self.response_headers.is_empty()
+            && self.access.is_none()
+            && self.rate_limit.is_none()
+            && self.max_body_bytes.is_none()
+            && !self.compress
+            && self.redirect.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    pub from: regex::Regex,
+    /// `$1`.. refer to `from`'s groups (the `regex` crate's replacement syntax).
+    pub to: String,
+}
+
+/// Header fields to set (replacing any of the same name) and to remove.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderOps {
+    pub set: Vec<(HeaderName, http::HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderOps {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// `allow` / `deny` CIDR lists: deny wins; with an allow list, everyone else is denied.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub allow: Vec<ipnet::IpNet>,
+    pub deny: Vec<ipnet::IpNet>,
+}
+
+impl Access {
+    pub fn permits(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        if self.deny.iter().any(|n| n.contains(&ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+    pub burst: u32,
+    pub key: RateKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    ClientIp,
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedirectTo {
+    /// As written; `$host` and `$request_uri` are replaced per request.
+    pub to: String,
+    pub status: u16,
+}

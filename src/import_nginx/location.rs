@@ -1,0 +1,194 @@
+//! What a `location` block (or a `server` applying to its locations) carries: targets, headers, access lists, rate limits, rewrites, returns and per-pool proxy settings.
+
+use super::*;
+
+pub(super) fn location_path(loc: &Directive) -> Option<(String, bool)> {
+    match loc.args.as_slice() {
+        [p] if p.starts_with('/') => Some((p.clone(), false)),
+        [m, p] if (m == "^~") && p.starts_with('/') => Some((p.clone(), false)),
+        [m, p] if m == "=" && p.starts_with('/') => Some((p.clone(), true)),
+        _ => None,
+    }
+}
+
+pub(super) fn return_redirect(d: &Directive) -> Option<(String, u16)> {
+    match d.args.as_slice() {
+        [code, url] => {
+            let code: u16 = code.parse().ok()?;
+            [301, 302, 307, 308]
+                .contains(&code)
+                .then(|| (url.clone(), code))
+        }
+        [url] if url.starts_with("http") => Some((url.clone(), 302)),
+        _ => None,
+    }
+}
+
+/// Directives of a `location` (or a `server` applying to its locations).
+pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
+    let a0 = s.args.first().cloned().unwrap_or_default();
+    match s.name.as_str() {
+        "proxy_pass" => {
+            let rest = a0
+                .strip_prefix("http://")
+                .or_else(|| a0.strip_prefix("https://"));
+            let Some(rest) = rest else {
+                out.skip(s, "only http:// and https:// targets are translated");
+                return;
+            };
+            if a0.starts_with("https://") {
+                out.note(s, "add `tls:` to the upstream for HTTPS to it", true);
+            }
+            let (host, uri) = match rest.find('/') {
+                Some(i) => (&rest[..i], Some(&rest[i..])),
+                None => (rest, None),
+            };
+            if host.contains('$') {
+                out.skip(s, "a target with variables is not translated");
+                return;
+            }
+            let name = if out.pools.iter().any(|(n, _)| n == host) {
+                host.to_string()
+            } else {
+                // A literal host:port: a pool of one server.
+                let pool: String = host
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                let addr = if host.contains(':') {
+                    host.to_string()
+                } else {
+                    format!("{host}:80")
+                };
+                let origin = format!("proxy_pass {a0} ({})", s.at());
+                let p = out.pool(&pool);
+                if p.servers.is_empty() {
+                    p.origin = origin;
+                    p.servers.push((addr, None, None, false));
+                    p.balance = Some("round_robin".into());
+                }
+                pool
+            };
+            r.upstream = Some(name);
+            match uri {
+                None => {}
+                Some("/") => r.strip_prefix = true,
+                Some(u) => {
+                    r.strip_prefix = true;
+                    r.rewrite = Some(("^/(.*)$".into(), format!("{}/$1", u.trim_end_matches('/'))));
+                }
+            }
+        }
+        "proxy_set_header" => {
+            let (Some(name), Some(value)) = (s.args.first(), s.args.get(1)) else {
+                out.skip(s, "needs a name and a value");
+                return;
+            };
+            if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                out.note(s, "switchyard sets this header itself", false);
+            } else if value.is_empty() {
+                r.request_set.retain(|(n, _)| n != name);
+                out.note(s, "an empty value removes the field: not forwarded", false);
+            } else if value.contains('$') {
+                out.skip(s, "a value with variables is not translated");
+            } else {
+                r.request_set.push((name.clone(), value.clone()));
+            }
+        }
+        "add_header" => match (s.args.first(), s.args.get(1)) {
+            (Some(n), Some(v)) if !v.contains('$') => r.response_set.push((n.clone(), v.clone())),
+            _ => out.skip(s, "only literal `add_header NAME VALUE` is translated"),
+        },
+        "proxy_hide_header" | "more_clear_headers" => {
+            r.response_remove.extend(s.args.iter().cloned())
+        }
+        "allow" => {
+            if a0 != "all" {
+                r.allow.push(a0);
+            }
+        }
+        "deny" => {
+            if a0 == "all" {
+                if r.allow.is_empty() {
+                    r.allow.push("0.0.0.0/32".into());
+                    out.note(s, "`deny all` without `allow`: nothing is allowed", false);
+                }
+            } else {
+                r.deny.push(a0);
+            }
+        }
+        "limit_req" => {
+            let zone = s.args.iter().find_map(|a| a.strip_prefix("zone="));
+            let burst: u32 = s
+                .args
+                .iter()
+                .find_map(|a| a.strip_prefix("burst="))
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(0);
+            match zone.and_then(|z| out.zones.get(z).copied()) {
+                Some((n, per)) => {
+                    r.rate = Some((n, per, burst));
+                    if !s.args.iter().any(|a| a == "nodelay") {
+                        out.note(s, "excess requests get 429 at once (nginx would delay them within `burst`)", false);
+                    }
+                }
+                None => out.skip(s, "its `limit_req_zone` was not translated"),
+            }
+        }
+        "rewrite" => match s.args.as_slice() {
+            [from, to] | [from, to, _]
+                if s.args.get(2).is_none_or(|f| f == "break" || f == "last") =>
+            {
+                r.rewrite = Some((from.clone(), to.clone()));
+            }
+            _ => out.skip(
+                s,
+                "only `rewrite REGEX REPLACEMENT [break|last]` is translated",
+            ),
+        },
+        "proxy_connect_timeout"
+        | "proxy_read_timeout"
+        | "proxy_send_timeout"
+        | "proxy_next_upstream"
+        | "proxy_next_upstream_tries"
+        | "proxy_next_upstream_timeout" => {
+            let Some(pool) = r.upstream.clone() else {
+                out.skip(
+                    s,
+                    "put it in a location with `proxy_pass` (it is per pool in switchyard)",
+                );
+                return;
+            };
+            let p = out.pool(&pool);
+            match s.name.as_str() {
+                "proxy_connect_timeout" => p.connect = Some(duration(&a0)),
+                "proxy_read_timeout" => p.read = Some(duration(&a0)),
+                "proxy_send_timeout" => p.write = Some(duration(&a0)),
+                "proxy_next_upstream_tries" => p.tries = Some(a0),
+                "proxy_next_upstream_timeout" => p.retry_timeout = Some(duration(&a0)),
+                _ => {
+                    let mut on = Vec::new();
+                    let mut dropped = Vec::new();
+                    for a in &s.args {
+                        match a.as_str() {
+                            "error" | "timeout" | "invalid_header" | "http_500" | "http_502"
+                            | "http_503" | "http_504" | "http_429" | "non_idempotent" => {
+                                on.push(a.clone())
+                            }
+                            "off" => {}
+                            other => dropped.push(other.to_string()),
+                        }
+                    }
+                    p.retry_on = Some(on);
+                    if !dropped.is_empty() {
+                        out.skip(s, format!("{} not translated", dropped.join(", ")));
+                    }
+                }
+            }
+        }
+        "proxy_http_version" => out.note(s, "switchyard speaks HTTP/1.1 to upstreams", false),
+        "client_max_body_size" => r.max_body = Some(a0),
+        n if NOT_NEEDED.contains(&n) => out.note(s, "not needed by switchyard", false),
+        _ => out.skip(s, "no switchyard equivalent"),
+    }
+}

@@ -1,0 +1,203 @@
+//! The switchyard YAML written by `import-nginx`, with a comment per pool and route naming the nginx block it came from.
+
+use super::*;
+
+pub(super) fn render(out: &Out) -> String {
+    let mut y = String::new();
+    y.push_str(
+        "# Imported from nginx by `switchyard import-nginx`; check it with `switchyard check`.\n",
+    );
+    y.push_str("# What could not be carried over was reported on stderr.\n");
+    y.push_str("listen:\n");
+    if out.listeners.is_empty() {
+        y.push_str("  - \"0.0.0.0:80\"\n");
+    }
+    for (addr, l) in &out.listeners {
+        if l.ssl {
+            let _ = writeln!(y, "  - addr: {}", yaml_str(addr));
+            y.push_str("    tls:\n      certificates:\n");
+            for (c, k) in &l.certs {
+                let _ = writeln!(
+                    y,
+                    "        - {{cert: {}, key: {}}}",
+                    yaml_str(c),
+                    yaml_str(k)
+                );
+            }
+            if let Some(v) = &l.min_version {
+                let _ = writeln!(y, "      min_version: \"{v}\"");
+            }
+            let _ = writeln!(y, "    http2: {}", l.http2);
+        } else if l.redirect_only {
+            let _ = writeln!(y, "  - addr: {}\n    redirect_https: true", yaml_str(addr));
+        } else {
+            let _ = writeln!(y, "  - {}", yaml_str(addr));
+        }
+    }
+    if let Some(t) = &out.threads {
+        let _ = writeln!(y, "threads: {t}");
+    }
+    if let Some(a) = &out.access_log {
+        let _ = writeln!(y, "access_log: {}", yaml_str(a));
+        if a != "off" && a != "stdout" {
+            y.push_str("access_log_format: combined\n");
+        }
+    }
+    if !out.limits.is_empty() {
+        y.push_str("limits:\n");
+        for (k, v) in &out.limits {
+            let _ = writeln!(y, "  {k}: {}", yaml_str(v));
+        }
+    }
+    y.push_str("upstreams:\n");
+    for (name, p) in &out.pools {
+        if !p.origin.is_empty() {
+            let _ = writeln!(y, "  # {}", p.origin);
+        }
+        let _ = writeln!(y, "  {name}:");
+        if let Some(b) = &p.balance {
+            let _ = writeln!(y, "    balance: {b}");
+        }
+        if let Some(k) = &p.hash_key {
+            let _ = writeln!(y, "    hash_key: {}", yaml_str(k));
+        }
+        y.push_str("    servers:\n");
+        for (addr, weight, max_conns, backup) in &p.servers {
+            let _ = write!(y, "      - addr: {}", yaml_str(addr));
+            if let Some(w) = weight {
+                let _ = write!(y, "\n        weight: {w}");
+            }
+            if let Some(m) = max_conns {
+                let _ = write!(y, "\n        max_conns: {m}");
+            }
+            if *backup {
+                y.push_str("\n        backup: true");
+            }
+            y.push('\n');
+        }
+        let timeouts: Vec<String> = [
+            ("connect", &p.connect),
+            ("read", &p.read),
+            ("write", &p.write),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .collect();
+        if !timeouts.is_empty() {
+            let _ = writeln!(y, "    timeouts: {{{}}}", timeouts.join(", "));
+        }
+        let keepalive: Vec<String> = [
+            ("idle", &p.keepalive_idle),
+            ("timeout", &p.keepalive_timeout),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .collect();
+        if !keepalive.is_empty() {
+            let _ = writeln!(y, "    keepalive: {{{}}}", keepalive.join(", "));
+        }
+        let mut retry = Vec::new();
+        if let Some(on) = &p.retry_on {
+            retry.push(format!("on: [{}]", on.join(", ")));
+        }
+        if let Some(t) = &p.tries {
+            retry.push(format!("tries: {t}"));
+        }
+        if let Some(t) = &p.retry_timeout {
+            retry.push(format!("timeout: {t}"));
+        }
+        if !retry.is_empty() {
+            let _ = writeln!(y, "    retry: {{{}}}", retry.join(", "));
+        }
+        let breaker: Vec<String> = [("failures", &p.failures), ("open_for", &p.open_for)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+            .collect();
+        if !breaker.is_empty() {
+            let _ = writeln!(y, "    circuit_breaker: {{{}}}", breaker.join(", "));
+        }
+    }
+    // Only needed with more than one pool or with policies; always written for clarity.
+    let mut seen = std::collections::HashSet::new();
+    let routes: Vec<&Route> = out
+        .routes
+        .iter()
+        .filter(|r| seen.insert((r.host.clone(), r.path.clone())))
+        .collect();
+    if !routes.is_empty() {
+        y.push_str("routes:\n");
+    }
+    for r in routes {
+        if !r.origin.is_empty() {
+            let _ = writeln!(y, "  # {}", r.origin);
+        }
+        let _ = write!(y, "  - path: {}", yaml_str(&r.path));
+        if let Some(h) = &r.host {
+            let _ = write!(y, "\n    host: {}", yaml_str(h));
+        }
+        if let Some(u) = &r.upstream {
+            let _ = write!(y, "\n    upstream: {u}");
+        }
+        if let Some((to, status)) = &r.redirect {
+            let _ = write!(
+                y,
+                "\n    redirect: {{to: {}, status: {status}}}",
+                yaml_str(to)
+            );
+        }
+        if r.redirect.is_none() {
+            if r.strip_prefix {
+                y.push_str("\n    strip_prefix: true");
+            }
+            if let Some((from, to)) = &r.rewrite {
+                let _ = write!(
+                    y,
+                    "\n    rewrite: {{from: {}, to: {}}}",
+                    yaml_str(from),
+                    yaml_str(to)
+                );
+            }
+            if !r.request_set.is_empty() {
+                y.push_str("\n    request_headers:\n      set:");
+                for (k, v) in &r.request_set {
+                    let _ = write!(y, "\n        {}: {}", yaml_str(k), yaml_str(v));
+                }
+            }
+            if let Some(m) = &r.max_body {
+                let _ = write!(y, "\n    max_body_bytes: {}", yaml_str(m));
+            }
+            if r.compress {
+                y.push_str("\n    compress: true");
+            }
+        }
+        if !r.response_set.is_empty() || !r.response_remove.is_empty() {
+            y.push_str("\n    response_headers:");
+            if !r.response_set.is_empty() {
+                y.push_str("\n      set:");
+                for (k, v) in &r.response_set {
+                    let _ = write!(y, "\n        {}: {}", yaml_str(k), yaml_str(v));
+                }
+            }
+            if !r.response_remove.is_empty() {
+                let list: Vec<String> = r.response_remove.iter().map(|s| yaml_str(s)).collect();
+                let _ = write!(y, "\n      remove: [{}]", list.join(", "));
+            }
+        }
+        if !r.allow.is_empty() {
+            let list: Vec<String> = r.allow.iter().map(|s| yaml_str(s)).collect();
+            let _ = write!(y, "\n    allow: [{}]", list.join(", "));
+        }
+        if !r.deny.is_empty() {
+            let list: Vec<String> = r.deny.iter().map(|s| yaml_str(s)).collect();
+            let _ = write!(y, "\n    deny: [{}]", list.join(", "));
+        }
+        if let Some((n, per, burst)) = r.rate {
+            let _ = write!(
+                y,
+                "\n    rate_limit: {{requests: {n}, per: {per}, burst: {burst}}}"
+            );
+        }
+        y.push('\n');
+    }
+    y
+}
