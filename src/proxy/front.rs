@@ -24,7 +24,9 @@ use crate::state::{RuntimeState, Store};
 use crate::tls::acceptor::TlsAcceptor;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::http_app::ServeHttp;
+use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::ALPN;
 use pingora::protocols::{Ssl, Stream};
@@ -59,6 +61,44 @@ pub enum ConnLimit {
     Configured { default: u32 },
     /// A fixed number (the admin port).
     Fixed(u32),
+}
+
+/// Serves one request of a connection: pingora's [`HttpServerApp::process_new_http`], whose
+/// `async_trait` form moves the request future into a fresh box per request.
+pub trait ServeOne: HttpServerApp + Send + Sync + 'static {
+    fn serve_one(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> impl Future<Output = Option<ReusedHttpStream>> + Send;
+}
+
+/// The proxy: its request future (about 75 KB, every phase of pingora's state machine) stays
+/// inside the connection's future instead of being boxed per request (vendor/README.md,
+/// patch 1).
+impl<SV> ServeOne for HttpProxy<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
+    fn serve_one(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> impl Future<Output = Option<ReusedHttpStream>> + Send {
+        self.process_new_http_unboxed(session, shutdown)
+    }
+}
+
+/// The admin API and the HTTPS redirect: small futures, pingora's own path.
+impl<T: ServeHttp + Send + Sync + 'static> ServeOne for HttpServer<T> {
+    fn serve_one(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> impl Future<Output = Option<ReusedHttpStream>> + Send {
+        async move { self.process_new_http(session, shutdown).await }
+    }
 }
 
 /// What the front door does with one connection, decided by the listener it came in on.
@@ -121,7 +161,7 @@ impl<A> FrontDoor<A> {
 #[async_trait]
 impl<A> ServerApp for FrontDoor<A>
 where
-    A: HttpServerApp + Send + Sync + 'static,
+    A: ServeOne,
 {
     async fn process_new(
         self: &Arc<Self>,
@@ -229,7 +269,7 @@ where
 }
 
 /// Serve the HTTP/1.x requests of a guarded connection one by one through `app`.
-async fn serve_h1<B: HttpServerApp + Send + Sync>(
+async fn serve_h1<B: ServeOne>(
     app: &Arc<B>,
     guarded: GuardedStream,
     limits: &Limits,
@@ -244,7 +284,7 @@ async fn serve_h1<B: HttpServerApp + Send + Sync>(
         Some(keepalive_secs(limits))
     });
     session.set_pipelining_enabled(true);
-    let mut result = app.process_new_http(session, shutdown).await;
+    let mut result = app.serve_one(session, shutdown).await;
     drop(first_request);
     while let Some((stream, settings)) = result.map(|r| r.consume()) {
         // Only GuardedStreams are handed to the application above.
@@ -268,7 +308,7 @@ async fn serve_h1<B: HttpServerApp + Send + Sync>(
         } else {
             Some(keepalive_secs(limits))
         });
-        result = app.process_new_http(session, shutdown).await;
+        result = app.serve_one(session, shutdown).await;
     }
     None
 }
