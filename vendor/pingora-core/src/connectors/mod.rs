@@ -261,7 +261,7 @@ impl TransportConnector {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
-                        if peer.matches_fd(stream.id())
+                        if matches_stream(peer, &stream)
                             && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                         {
                             Some(stream)
@@ -472,6 +472,30 @@ use futures::future::FutureExt;
 use tokio::io::AsyncReadExt;
 
 /// Test whether a stream is already closed or not reusable (server sent unexpected data)
+/// Whether a pooled stream is connected to `peer`.
+///
+/// [`Peer::matches_fd`] asks the kernel (`getpeername`) on every reuse, one system call per
+/// proxied request on a keep-alive upstream connection. A TCP stream's peer address never
+/// changes, and its socket digest caches it after the first look, so a direct TCP peer is
+/// compared with that; anything else (proxies, Unix sockets) keeps the kernel check.
+#[cfg(unix)]
+fn matches_stream<P: Peer>(peer: &P, stream: &Stream) -> bool {
+    use crate::protocols::l4::socket::SocketAddr;
+    if peer.get_proxy().is_none() {
+        if let SocketAddr::Inet(want) = peer.address() {
+            let digest = stream.get_socket_digest();
+            if let Some(SocketAddr::Inet(cached)) = digest.as_deref().and_then(|d| d.peer_addr())
+            {
+                if cached != want {
+                    error!("Crit: FD mismatch: fd: {:?}, peer: {cached}, addr: {want}", stream.id());
+                }
+                return cached == want;
+            }
+        }
+    }
+    peer.matches_fd(stream.id())
+}
+
 fn test_reusable_stream(stream: &mut Stream, unexpected_data_conn_count: &AtomicU64) -> bool {
     let mut buf = [0; 1];
     // tokio::task::unconstrained because now_or_never may yield None when the future is ready
