@@ -51,6 +51,16 @@ fn instance_id(config: &Config) -> String {
     format!("{:016x}", h.finish())
 }
 
+/// Idle upstream connections one worker keeps: the pools' `keepalive.idle`, summed.
+fn upstream_idle_per_worker(config: &Config) -> usize {
+    config
+        .upstreams
+        .iter()
+        .map(|u| u.keepalive.idle)
+        .sum::<usize>()
+        .max(1)
+}
+
 pub fn server_conf(config: &Config) -> ServerConf {
     let mut conf = ServerConf {
         threads: config.worker_threads(),
@@ -58,18 +68,12 @@ pub fn server_conf(config: &Config) -> ServerConf {
         // earlier when they are done (see lifecycle.rs). Rounded up to whole seconds.
         grace_period_seconds: Some(config.shutdown_grace.as_millis().div_ceil(1000) as u64),
         graceful_shutdown_timeout_seconds: Some(1),
-        // pingora keeps one pool of idle upstream connections for the process. nginx's
-        // `keepalive N` is per worker, so the pool holds the pools' `keepalive.idle` summed,
-        // per worker thread (read at start). With fewer, a proxy busy with many clients closes
-        // idle connections it is about to need: at 200 clients on one thread, `idle: 64`
-        // measured 78 k requests in 5 s (p99 28 ms) against 122 k (p99 11 ms) with 256.
-        upstream_keepalive_pool_size: (config
-            .upstreams
-            .iter()
-            .map(|u| u.keepalive.idle)
-            .sum::<usize>()
-            * config.worker_threads())
-        .max(1),
+        // Each worker's proxy keeps its own pool of idle upstream connections (see `run`),
+        // holding the pools' `keepalive.idle` summed, as nginx's `keepalive N` is per worker.
+        // With fewer, a proxy busy with many clients closes idle connections it is about to
+        // need: at 200 clients on one thread, `idle: 64` measured 78 k requests in 5 s (p99
+        // 28 ms) against 122 k (p99 11 ms) with 256.
+        upstream_keepalive_pool_size: upstream_idle_per_worker(config),
         // Attempts per request are bounded by each pool's `retry.tries` (at most 100) plus one
         // replay after a stale keep-alive connection; this is only pingora's outer fuse.
         max_retries: 101,
@@ -145,7 +149,10 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     // limits.max_connections within it.
     let open_files = conns::raise_open_file_limit();
     let default_max_connections =
-        conns::default_max(open_files, conf.upstream_keepalive_pool_size as u64);
+        conns::default_max(
+        open_files,
+        (conf.upstream_keepalive_pool_size * config.worker_threads()) as u64,
+    );
     tracing::info!(
         open_file_limit = open_files,
         max_connections = config
@@ -189,34 +196,45 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     server.bootstrap();
     lifecycle::exit_when_drained(server.watch_execution_phase());
 
-    let mut proxy =
-        pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
-    let mut server_options = HttpServerOptions::default();
-    server_options.h2c = true;
-    // An HTTP/2 connection without a stream open is closed after limits.keepalive_timeout, as
-    // an idle HTTP/1.1 one (read at start).
-    server_options.h2_idle_timeout = Some(config.limits.keepalive_timeout);
-    proxy.server_options = Some(server_options);
-    proxy.h2_options = Some(h2_options(&config.limits));
-    let mut service = Service::new(
-        "switchyard".to_string(),
-        FrontDoor::edge(
-            proxy,
-            Arc::clone(&store),
-            ConnLimit::Configured {
-                default: default_max_connections,
-            },
-        ),
-    );
-    for addr in config.listen_addrs() {
-        service.add_tcp(&addr.to_string());
+    // One service per worker thread, nginx's worker model: each accepts from the listening
+    // sockets (one socket per address, shared; vendor/README.md patch 3), keeps its connections
+    // on its own thread and has its own pool of idle upstream connections, so neither a client
+    // connection nor a pooled upstream socket moves between threads. The connection limit and
+    // the balancing state (least_conn's in-flight counts) stay process-wide.
+    let conns = Arc::new(conns::Conns::default());
+    for w in 0..config.worker_threads() {
+        let mut proxy =
+            pingora::proxy::http_proxy(&server.configuration, Switchyard::new(Arc::clone(&store)));
+        let mut server_options = HttpServerOptions::default();
+        server_options.h2c = true;
+        // An HTTP/2 connection without a stream open is closed after limits.keepalive_timeout,
+        // as an idle HTTP/1.1 one (read at start).
+        server_options.h2_idle_timeout = Some(config.limits.keepalive_timeout);
+        proxy.server_options = Some(server_options);
+        proxy.h2_options = Some(h2_options(&config.limits));
+        let mut service = Service::new(
+            format!("switchyard-{w}"),
+            FrontDoor::edge(
+                proxy,
+                Arc::clone(&store),
+                Arc::clone(&conns),
+                ConnLimit::Configured {
+                    default: default_max_connections,
+                },
+            ),
+        );
+        for addr in config.listen_addrs() {
+            service.add_tcp(&addr.to_string());
+        }
+        service.threads = Some(1);
+        server.add_service(service);
     }
-    server.add_service(service);
 
     let mut admin = Service::new(
         "admin".to_string(),
         // The same front door as the proxy port: head size, time and syntax limits.
         FrontDoor::new(
+            Arc::default(),
             HttpServer::new_app(Admin::new(
                 Arc::clone(&store),
                 Metrics::new(Arc::clone(&store), Arc::clone(&reloader.stats)),

@@ -121,22 +121,22 @@ pub struct FrontDoor<A> {
 
 impl<A> FrontDoor<A> {
     /// A front door for plain HTTP listeners only (the admin port).
-    pub fn new(app: A, store: Store, limit: ConnLimit) -> Self {
+    pub fn new(conns: Arc<Conns>, app: A, store: Store, limit: ConnLimit) -> Self {
         FrontDoor {
             proxy: Arc::new(app),
             redirect: None,
             store,
-            conns: Arc::default(),
+            conns,
             limit,
         }
     }
 
     /// The front door of the proxy's listeners: plain, TLS and `redirect_https` ones.
-    pub fn edge(app: A, store: Store, limit: ConnLimit) -> Self {
+    pub fn edge(app: A, store: Store, conns: Arc<Conns>, limit: ConnLimit) -> Self {
         let redirect = Arc::new(HttpServer::new_app(Redirect::new(Arc::clone(&store))));
         FrontDoor {
             redirect: Some(redirect),
-            ..FrontDoor::new(app, store, limit)
+            ..FrontDoor::new(conns, app, store, limit)
         }
     }
 

@@ -359,9 +359,10 @@ impl ListenerEndpointBuilder {
             };
             let _guard = addr_lock.lock().await;
 
-            let existing_fd = fds_table.lock().get(addr_str).copied();
+            let existing_fd = fds_table.lock().claim(addr_str);
 
             if let Some(fd) = existing_fd {
+                let fd = fd.or_err_with(BindError, || format!("dup() failed on {addr_str}"))?;
                 from_raw_fd(&listen_addr, fd)?
             } else {
                 let listener = bind(&listen_addr).await?;

@@ -35,17 +35,37 @@ use std::{thread, time};
 /// Container for open file descriptors and their associated bind addresses.
 pub struct Fds {
     map: HashMap<String, RawFd>,
+    /// Descriptors of the table already owned by a listener of this process.
+    claimed: HashSet<RawFd>,
 }
 
 impl Fds {
     pub fn new() -> Self {
         Fds {
             map: HashMap::new(),
+            claimed: HashSet::new(),
         }
     }
 
     pub fn add(&mut self, bind: String, fd: RawFd) {
+        self.claimed.insert(fd);
         self.map.insert(bind, fd);
+    }
+
+    /// The descriptor for a new listener on `bind`: the table's own the first time, a
+    /// duplicate (`dup`) for every later listener on the same address, so that several
+    /// services (one per worker thread) accept from one socket and none of them closes a
+    /// descriptor another still uses.
+    #[cfg(unix)]
+    pub fn claim(&mut self, bind: &str) -> Option<Result<RawFd, Error>> {
+        let fd = *self.map.get(bind)?;
+        if self.claimed.insert(fd) {
+            Some(Ok(fd))
+        } else {
+            // SAFETY: `fd` is a listening socket of this table, open for the process's life.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            Some(nix::unistd::dup(borrowed).map(std::os::fd::IntoRawFd::into_raw_fd))
+        }
     }
 
     pub fn get(&self, bind: &str) -> Option<&RawFd> {
