@@ -148,8 +148,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     // Room for connections (nginx's worker_rlimit_nofile), then the default for
     // limits.max_connections within it.
     let open_files = conns::raise_open_file_limit();
-    let default_max_connections =
-        conns::default_max(
+    let default_max_connections = conns::default_max(
         open_files,
         (conf.upstream_keepalive_pool_size * config.worker_threads()) as u64,
     );

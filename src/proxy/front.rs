@@ -26,10 +26,10 @@ use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::http_app::ServeHttp;
 use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
-use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::ALPN;
 use pingora::protocols::{Ssl, Stream};
+use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,12 +92,12 @@ where
 
 /// The admin API and the HTTPS redirect: small futures, pingora's own path.
 impl<T: ServeHttp + Send + Sync + 'static> ServeOne for HttpServer<T> {
-    fn serve_one(
+    async fn serve_one(
         self: &Arc<Self>,
         session: ServerSession,
         shutdown: &ShutdownWatch,
-    ) -> impl Future<Output = Option<ReusedHttpStream>> + Send {
-        async move { self.process_new_http(session, shutdown).await }
+    ) -> Option<ReusedHttpStream> {
+        self.process_new_http(session, shutdown).await
     }
 }
 
