@@ -839,8 +839,13 @@ fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
 
     // We select the size hint or the max size here, ensuring that we pick a value substantially lower
     // than 1 << 15 with room to grow the header map.
+    // A message built from a parsed one (a hint of its field count) usually gets a few more
+    // fields before it is sent on (a proxy's forwarding headers, a request id, `Date`); without
+    // room for them each added field can rehash both the value and the case map.
+    const HEADROOM: usize = 8;
+
     std::cmp::min(
-        size_hint.unwrap_or(INIT_HEADER_SIZE),
+        size_hint.map_or(INIT_HEADER_SIZE, |n| n + HEADROOM),
         PINGORA_MAX_HEADER_COUNT,
     )
 }
