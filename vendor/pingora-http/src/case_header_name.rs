@@ -38,6 +38,19 @@ impl CaseHeaderName {
 /// A trait that converts into case-sensitive header names.
 pub trait IntoCaseHeaderName {
     fn into_case_header_name(self) -> CaseHeaderName;
+
+    /// The field name in both forms: the [`HeaderName`] the maps are keyed by and the
+    /// case-preserving name written on the wire. The default parses the latter; a
+    /// [`HeaderName`] already is the former, so its impls skip the parse (and the allocation a
+    /// parsed custom name makes).
+    fn into_names(self) -> std::result::Result<(HeaderName, CaseHeaderName), header::InvalidHeaderName>
+    where
+        Self: Sized,
+    {
+        let case = self.into_case_header_name();
+        let name = HeaderName::from_bytes(case.as_slice())?;
+        Ok((name, case))
+    }
 }
 
 impl IntoCaseHeaderName for CaseHeaderName {
@@ -62,11 +75,20 @@ impl IntoCaseHeaderName for HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(&self))
     }
+
+    fn into_names(self) -> std::result::Result<(HeaderName, CaseHeaderName), header::InvalidHeaderName> {
+        let case = CaseHeaderName(titled_header_name(&self));
+        Ok((self, case))
+    }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(self))
+    }
+
+    fn into_names(self) -> std::result::Result<(HeaderName, CaseHeaderName), header::InvalidHeaderName> {
+        Ok((self.clone(), CaseHeaderName(titled_header_name(self))))
     }
 }
 
