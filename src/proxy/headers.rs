@@ -235,20 +235,27 @@ pub fn prepare_upstream_request(
     }
 
     if let Some(ip) = client {
-        let ip_text = ip.to_string();
-        let mut xff = String::new();
+        let mut text = IpText::default();
+        let ip_text = text.format(ip);
+        let mut xff = Vec::new();
         for v in req.headers.get_all(&X_FORWARDED_FOR) {
             if let Ok(s) = v.to_str() {
                 let s = s.trim();
                 if !s.is_empty() {
-                    xff.push_str(s);
-                    xff.push_str(", ");
+                    xff.extend_from_slice(s.as_bytes());
+                    xff.extend_from_slice(b", ");
                 }
             }
         }
-        xff.push_str(&ip_text);
-        req.insert_header(X_FORWARDED_FOR, xff)?;
-        req.insert_header(X_REAL_IP, ip_text)?;
+        let real_ip = HeaderValue::from_bytes(ip_text).map_err(invalid_value)?;
+        let forwarded_for = if xff.is_empty() {
+            real_ip.clone()
+        } else {
+            xff.extend_from_slice(ip_text);
+            HeaderValue::from_bytes(&xff).map_err(invalid_value)?
+        };
+        req.insert_header(X_FORWARDED_FOR, forwarded_for)?;
+        req.insert_header(X_REAL_IP, real_ip)?;
     }
     req.insert_header(
         X_FORWARDED_PROTO,
@@ -262,6 +269,59 @@ pub fn prepare_upstream_request(
     }
     req.insert_header(X_REQUEST_ID, request_id.clone())?;
     Ok(())
+}
+
+fn invalid_value(_: http::header::InvalidHeaderValue) -> Box<pingora::Error> {
+    pingora::Error::explain(
+        pingora::ErrorType::InvalidHTTPHeader,
+        "invalid forwarded address",
+    )
+}
+
+/// A client address as text, without `fmt` and a `String` per request: IPv4 (the common case)
+/// by hand, IPv6 through `Display` into the same buffer.
+struct IpText {
+    buf: [u8; 48],
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText { buf: [0; 48] }
+    }
+}
+
+impl IpText {
+    fn format(&mut self, ip: IpAddr) -> &[u8] {
+        let mut n = 0;
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        self.buf[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        self.buf[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    self.buf[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+                // 45 bytes at most ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
+                let _ = write!(cursor, "{v6}");
+                n = cursor.position() as usize;
+            }
+        }
+        &self.buf[..n]
+    }
 }
 
 /// Remove hop-by-hop fields from an upstream response before it goes to the client; a `101`
@@ -316,6 +376,36 @@ mod tests {
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_display_writes_them() {
+        let cases = [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+        ];
+        for c in cases {
+            let ip: IpAddr = c.parse().unwrap();
+            let mut text = IpText::default();
+            assert_eq!(text.format(ip), ip.to_string().as_bytes(), "{c}");
+        }
+        let mut r = req(&[("X-Forwarded-For", "203.0.113.9")]);
+        prepare_upstream_request(
+            &mut r,
+            Some("192.0.2.10".parse().unwrap()),
+            &HeaderValue::from_static("id"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(get(&r, "x-forwarded-for"), ["203.0.113.9, 192.0.2.10"]);
+        assert_eq!(get(&r, "x-real-ip"), ["192.0.2.10"]);
     }
 
     #[test]
