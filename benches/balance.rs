@@ -36,7 +36,7 @@ fn picks(c: &mut Criterion) {
     ];
     for (name, balance) in balances {
         let mut group = c.benchmark_group(format!("pick/{name}"));
-        for n in [3usize, 100, 1_000, 10_000] {
+        for n in [3usize, 16, 17, 100, 1_000, 10_000] {
             let servers = pool(n);
             let balancer = Balancer::new(&balance, &servers);
             let tried = Tried::default();

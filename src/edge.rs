@@ -9,6 +9,7 @@
 use crate::config::{Listener, ListenerKind, TlsListener};
 use crate::tls::acceptor::{TlsAcceptor, server_config};
 use crate::tls::certs::CertSet;
+use crate::upstream::shard::Count;
 use http::HeaderValue;
 use rustls::server::StoresServerSessions;
 use std::net::SocketAddr;
@@ -115,8 +116,9 @@ pub fn find(listeners: &[ListenerState], local: SocketAddr) -> Option<&ListenerS
 pub struct EdgeStats {
     pub handshakes_ok: AtomicU64,
     pub handshakes_failed: AtomicU64,
-    pub requests_h1: AtomicU64,
-    pub requests_h2: AtomicU64,
+    /// Per thread (every request counts one).
+    pub requests_h1: Count,
+    pub requests_h2: Count,
 }
 
 impl EdgeStats {
@@ -130,9 +132,9 @@ impl EdgeStats {
 
     pub fn request(&self, h2: bool) {
         if h2 {
-            self.requests_h2.fetch_add(1, Relaxed);
+            self.requests_h2.add(1);
         } else {
-            self.requests_h1.fetch_add(1, Relaxed);
+            self.requests_h1.add(1);
         }
     }
 }

@@ -7,14 +7,15 @@
 //! once and one with a slow request exits when that completes, or after `shutdown_grace` at the
 //! latest (pingora's own path then ends the process).
 
+use crate::upstream::shard::Count;
 use pingora::server::ExecutionPhase;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Requests in flight in this process (from a parsed head to the end of the response).
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Requests in flight in this process (from a parsed head to the end of the response), counted
+/// per thread (every request writes it; the drain check reads it).
+static ACTIVE: Count = Count::new();
 
 /// Counts one request in flight while it lives.
 #[derive(Debug)]
@@ -22,19 +23,19 @@ pub struct ActiveRequest(());
 
 impl ActiveRequest {
     pub fn start() -> ActiveRequest {
-        ACTIVE.fetch_add(1, Ordering::AcqRel);
+        ACTIVE.add(1);
         ActiveRequest(())
     }
 }
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        ACTIVE.add(-1);
     }
 }
 
 pub fn active_requests() -> usize {
-    ACTIVE.load(Ordering::Acquire)
+    usize::try_from(ACTIVE.sum()).unwrap_or(0)
 }
 
 /// Work to do right before the process exits (flushing the access log).
@@ -75,8 +76,17 @@ pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionP
                 in_flight = active_requests(),
                 "listeners closed; finishing the requests in flight"
             );
-            while active_requests() > 0 {
+            // The count is summed over per-thread slots, so one read can miss a request that
+            // starts on one thread while another ends on a second; two zero reads 20 ms apart
+            // cannot both miss it.
+            loop {
                 std::thread::sleep(Duration::from_millis(20));
+                if active_requests() == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if active_requests() == 0 {
+                        break;
+                    }
+                }
             }
             tracing::info!("all requests finished; exiting");
             exit(0);

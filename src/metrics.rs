@@ -293,9 +293,9 @@ fn edge_series(out: &mut [Vec<Metric>; 19], state: &RuntimeState) {
     }
     out[15].push(counter(
         &[("protocol", "http/1.1")],
-        e.requests_h1.load(Relaxed),
+        e.requests_h1.sum() as u64,
     ));
-    out[15].push(counter(&[("protocol", "h2")], e.requests_h2.load(Relaxed)));
+    out[15].push(counter(&[("protocol", "h2")], e.requests_h2.sum() as u64));
 }
 
 impl Collector for StateCollector {

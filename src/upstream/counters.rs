@@ -2,6 +2,7 @@
 //! `metrics.rs` reads them when `/metrics` is scraped and turns them into Prometheus series, so
 //! nothing here knows about labels, registries or text formats.
 
+use super::shard::{self, Padded};
 use crate::config::Outcome;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -34,9 +35,15 @@ pub const DURATION_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// A fixed-bucket histogram of durations: one atomic add per bucket hit, plus count and sum.
+/// A fixed-bucket histogram of durations: one add to a bucket and one to the sum per
+/// observation, in this thread's slot (every request observes; a scrape sums the slots).
 #[derive(Debug, Default)]
 pub struct Histogram {
+    slots: [Padded<HistogramSlot>; shard::SLOTS],
+}
+
+#[derive(Debug, Default)]
+struct HistogramSlot {
     /// Observations per bucket (not cumulative); the last slot is "above every bound".
     buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
@@ -58,47 +65,66 @@ impl Histogram {
             .iter()
             .position(|b| secs <= *b)
             .unwrap_or(DURATION_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let slot = &self.slots[shard::slot()];
+        slot.buckets[i].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        slot.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
+        let bucket = |i: usize| -> u64 {
+            self.slots
+                .iter()
+                .map(|s| s.buckets[i].load(Ordering::Relaxed))
+                .sum()
+        };
         let mut total = 0;
         let mut cumulative = Vec::with_capacity(DURATION_BUCKETS.len());
-        for b in &self.buckets[..DURATION_BUCKETS.len()] {
-            total += b.load(Ordering::Relaxed);
+        for i in 0..DURATION_BUCKETS.len() {
+            total += bucket(i);
             cumulative.push(total);
         }
-        total += self.buckets[DURATION_BUCKETS.len()].load(Ordering::Relaxed);
+        total += bucket(DURATION_BUCKETS.len());
+        let sum_nanos: u64 = self
+            .slots
+            .iter()
+            .map(|s| s.sum_nanos.load(Ordering::Relaxed))
+            .sum();
         HistogramSnapshot {
             cumulative,
             count: total,
-            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            sum_seconds: sum_nanos as f64 / 1e9,
         }
     }
 }
 
-/// Counts by HTTP status (0 for "nothing could be sent"; 0..=999).
-#[derive(Debug)]
-pub struct StatusCounts(Box<[AtomicU64]>);
-
-impl Default for StatusCounts {
-    fn default() -> Self {
-        StatusCounts((0..1000).map(|_| AtomicU64::new(0)).collect())
-    }
+/// Counts by HTTP status (0 for "nothing could be sent"; 0..=999), per thread: a thread's
+/// table of 1 000 counters is allocated on its first count, so a pool costs 8 KB per thread
+/// that answers its requests (the workers), not per possible thread.
+#[derive(Debug, Default)]
+pub struct StatusCounts {
+    slots: [Padded<std::sync::OnceLock<Box<[AtomicU64]>>>; shard::SLOTS],
 }
+
+const STATUSES: usize = 1000;
 
 impl StatusCounts {
     pub fn add(&self, status: u16) {
-        let i = usize::from(status).min(self.0.len() - 1);
-        self.0[i].fetch_add(1, Ordering::Relaxed);
+        let i = usize::from(status).min(STATUSES - 1);
+        let table = self.slots[shard::slot()]
+            .get_or_init(|| (0..STATUSES).map(|_| AtomicU64::new(0)).collect());
+        table[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every status counted at least once, with its count, in ascending order.
     pub fn nonzero(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.0.iter().enumerate().filter_map(|(i, c)| {
-            let n = c.load(Ordering::Relaxed);
+        (0..STATUSES).filter_map(|i| {
+            let n: u64 = self
+                .slots
+                .iter()
+                .filter_map(|s| s.get())
+                .map(|t| t[i].load(Ordering::Relaxed))
+                .sum();
             (n > 0).then_some((i as u16, n))
         })
     }

@@ -11,6 +11,7 @@ pub mod hash_ring;
 pub mod health;
 pub mod pool;
 pub mod server;
+pub mod shard;
 pub mod tried;
 
 pub use balance::{Balancer, PickInput};

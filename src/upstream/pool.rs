@@ -14,6 +14,7 @@ use super::balance::{Balancer, PickInput};
 use super::breaker::{Admission, BreakerState, Transition};
 use super::counters::{Histogram, RetryReasons, StatusCounts};
 use super::server::{InFlightGuard, Server, ServerStats};
+use super::shard::Count;
 use super::tried::Tried;
 use crate::config::{Outcome, Upstream};
 use std::sync::Arc;
@@ -195,7 +196,8 @@ impl Pool {
 /// (for the retry budget) and the pool's counters.
 #[derive(Debug, Default)]
 pub struct PoolStats {
-    requests_in_flight: AtomicU32,
+    /// Per thread: every request writes it, a retry decision and a scrape read it.
+    requests_in_flight: Count,
     retries_in_flight: AtomicU32,
     /// Requests answered, by the status sent to the client (0: nothing could be sent).
     pub statuses: StatusCounts,
@@ -208,12 +210,12 @@ pub struct PoolStats {
 
 impl PoolStats {
     pub fn requests_in_flight(&self) -> u32 {
-        self.requests_in_flight.load(Ordering::Relaxed)
+        u32::try_from(self.requests_in_flight.sum().max(0)).unwrap_or(u32::MAX)
     }
 
     /// Count a request routed to this pool until the guard is dropped.
     pub fn begin_request(self: &Arc<Self>) -> InPool {
-        self.requests_in_flight.fetch_add(1, Ordering::AcqRel);
+        self.requests_in_flight.add(1);
         InPool {
             stats: Arc::clone(self),
             retrying: false,
@@ -286,7 +288,7 @@ impl InPool {
 
 impl Drop for InPool {
     fn drop(&mut self) {
-        self.stats.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.stats.requests_in_flight.add(-1);
         if self.retrying {
             self.stats.retries_in_flight.fetch_sub(1, Ordering::AcqRel);
         }
