@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Side-by-side load comparison: switchyard, nginx and HAProxy doing the same job.
+"""Side-by-side load comparison: switchyard, nginx, HAProxy and Caddy doing the same job.
 
 Started by benches/compare.sh (which installs what is missing). For each proxy, in turn, on
 the same three upstream servers (nginx instances answering a fixed 6-byte body on loopback):
-least connections with weights 3/3/2, upstream keep-alive, forwarded headers, no access log;
+least connections with weights 3/3/2 (Caddy's least_conn has no weights), upstream keep-alive,
+forwarded headers, no access log;
 at 1 worker and at all cores; wrk at 50 and 200 connections. Recorded per run: requests/s,
 p50/p99/p99.9 latency, the proxy's CPU seconds (from /proc), requests per CPU-second, peak
 RSS and errors. Then a failure run: one upstream killed for 5 s mid-run and restarted.
@@ -217,6 +218,31 @@ backend app
 {servers}
 """
 
+# Caddy 2: least_conn ignores weights; X-Forwarded-For/-Proto/-Host are set by default. Run with
+# GOMAXPROCS = workers (Go's runtime uses every core otherwise).
+CADDY_CONF = """
+{{
+    admin off
+    auto_https off
+}}
+http://127.0.0.1:{port} {{
+    reverse_proxy {servers} {{
+        lb_policy least_conn
+{failure}
+        header_up X-Real-IP {{remote_host}}
+        transport http {{
+            keepalive 60s
+            keepalive_idle_conns 64
+        }}
+    }}
+}}
+"""
+
+CADDY_FAILURE = """        lb_retries 2
+        fail_duration 30s
+        max_fails 5
+        unhealthy_status 5xx"""
+
 SWITCHYARD_CONF = """
 listen: ["127.0.0.1:{port}"]
 admin: {{listen: "127.0.0.1:{admin}"}}
@@ -252,13 +278,19 @@ class Proxy:
             with open(conf, "w") as f:
                 f.write(HAPROXY_CONF.format(workers=workers, servers=servers, port=self.port))
             cmd = [binary, "-db", "-f", conf]
+        elif kind == "caddy":
+            conf = os.path.join(d, "Caddyfile")
+            with open(conf, "w") as f:
+                f.write(CADDY_CONF.format(port=self.port, servers=" ".join(f"127.0.0.1:{p}" for p, _ in ups),
+                                          failure=CADDY_FAILURE if failure_settings else ""))
+            cmd = [binary, "run", "--config", conf, "--adapter", "caddyfile"]
         else:
             servers = "\n".join(f'      - addr: "127.0.0.1:{p}"\n        weight: {w}' for p, w in ups)
             conf = os.path.join(d, "switchyard.yaml")
             with open(conf, "w") as f:
                 f.write(SWITCHYARD_CONF.format(workers=workers, port=self.port, admin=free_port(), servers=servers))
             cmd = [binary, "-c", conf]
-        env = dict(os.environ, RUST_LOG="warn")
+        env = dict(os.environ, RUST_LOG="warn", GOMAXPROCS=str(workers), XDG_DATA_HOME=d, XDG_CONFIG_HOME=d)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "stderr.log"), "w"), env=env)
         if not wait_port(self.port):
             sys.exit(f"{kind} did not start:\n" + open(os.path.join(d, "stderr.log")).read())
@@ -349,9 +381,9 @@ def chart(rows, path):
         print("matplotlib missing: no chart", file=sys.stderr)
         return
     scenarios = sorted({(r["workers"], r["connections"]) for r in rows})
-    proxies = ["switchyard", "nginx", "haproxy"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    width = 0.25
+    proxies = [p for p in ["switchyard", "nginx", "haproxy", "caddy"] if any(r["proxy"] == p for r in rows)]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    width = 0.8 / len(proxies)
     for ax, key, title in [(axes[0], "req_per_cpu_s", "requests per proxy CPU-second"),
                            (axes[1], "p99_ms", "p99 latency (ms)")]:
         for i, proxy in enumerate(proxies):
@@ -359,7 +391,7 @@ def chart(rows, path):
             for s in scenarios:
                 match = [r for r in rows if r["proxy"] == proxy and (r["workers"], r["connections"]) == s]
                 vals.append(match[0][key] if match else 0)
-            ax.bar([x + (i - 1) * width for x in range(len(scenarios))], vals, width, label=proxy)
+            ax.bar([x + (i - (len(proxies) - 1) / 2) * width for x in range(len(scenarios))], vals, width, label=proxy)
         ax.set_xticks(range(len(scenarios)))
         ax.set_xticklabels([f"{w} worker{'s' if w > 1 else ''}\n{c} conns" for w, c in scenarios])
         ax.set_title(title)
@@ -374,7 +406,8 @@ def main():
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--haproxy", default=shutil.which("haproxy") or "/usr/sbin/haproxy")
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--proxies", default="switchyard,nginx,haproxy")
+    ap.add_argument("--caddy", default=shutil.which("caddy") or "/usr/bin/caddy")
+    ap.add_argument("--proxies", default="switchyard,nginx,haproxy,caddy")
     ap.add_argument("--connections", default="50,200")
     ap.add_argument("--workers", default="1,all")
     ap.add_argument("--no-failure", action="store_true")
@@ -387,7 +420,8 @@ def main():
     workers = sorted({cores if w == "all" else int(w) for w in args.workers.split(",")})
     conns = [int(c) for c in args.connections.split(",")]
     proxies = args.proxies.split(",")
-    binaries = {"switchyard": args.switchyard, "nginx": args.nginx, "haproxy": args.haproxy}
+    binaries = {"switchyard": args.switchyard, "nginx": args.nginx, "haproxy": args.haproxy,
+                "caddy": args.caddy}
     if args.baseline:
         # Run with the same config as switchyard (Proxy treats every other kind that way).
         binaries["baseline"] = args.baseline
@@ -439,14 +473,17 @@ def main():
             "switchyard": subprocess.run([args.switchyard, "--version"], capture_output=True, text=True).stdout.strip(),
             "nginx": subprocess.run([args.nginx, "-v"], capture_output=True, text=True).stderr.strip(),
             "haproxy": subprocess.run([args.haproxy, "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+            "caddy": "Caddy " + (subprocess.run([args.caddy, "version"], capture_output=True, text=True).stdout.strip()
+                                 if os.path.exists(args.caddy) else "(not installed)"),
         },
         "duration_s": args.duration,
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"meta": meta, "load": rows, "failure": failures}, f, indent=2)
-    md = [f"# switchyard vs nginx vs HAProxy", "",
+    md = [f"# switchyard vs nginx vs HAProxy vs Caddy", "",
           f"{meta['date']}; {meta['machine']}; Linux {meta['kernel']}.",
-          f"{meta['versions']['switchyard']}; {meta['versions']['nginx']}; {meta['versions']['haproxy']}.",
+          f"{meta['versions']['switchyard']}; {meta['versions']['nginx']}; {meta['versions']['haproxy']}; "
+          f"{meta['versions']['caddy']}.",
           f"Everything on the same machine, on loopback: wrk (2 threads), the proxy, three nginx",
           f"upstreams (1 worker each, fixed 6-byte body). {args.duration} s per run after a 2 s warm-up.",
           "", "| proxy | workers | conns | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU s | req per CPU-s | peak RSS MiB | errors |",
@@ -456,10 +493,12 @@ def main():
                   f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['cpu_s']:.1f} | {r['req_per_cpu_s']:.0f} | "
                   f"{r['rss_mib']:.1f} | {r['errors']} |")
     md += ["", "Ratios in this run (switchyard / other, requests per CPU-second):", ""]
+    one = {c: next((r for r in rows if r["proxy"] == "switchyard" and r["workers"] == min(workers)
+                    and r["connections"] == c), None) for c in conns}
     for w in workers:
         for c in conns:
             get = lambda k: next((r for r in rows if r["proxy"] == k and r["workers"] == w and r["connections"] == c), None)
-            s, n, h = get("switchyard"), get("nginx"), get("haproxy")
+            s, n, h, cd = get("switchyard"), get("nginx"), get("haproxy"), get("caddy")
             b = get("baseline")
             if s and b:
                 md.append(f"- {w} worker(s), {c} connections: switchyard {s['req_per_cpu_s'] / b['req_per_cpu_s']:.2f}x "
@@ -468,14 +507,20 @@ def main():
                              f"{s['req_per_cpu_s'] / n['req_per_cpu_s']:.2f}x nginx" if n else ""))
             if s and n and h:
                 md.append(f"- {w} worker(s), {c} connections: {s['req_per_cpu_s'] / n['req_per_cpu_s']:.2f}x nginx, "
-                          f"{s['req_per_cpu_s'] / h['req_per_cpu_s']:.2f}x HAProxy; p99 {s['p99_ms']:.2f} ms vs "
-                          f"{n['p99_ms']:.2f} (nginx), {h['p99_ms']:.2f} (HAProxy)")
+                          f"{s['req_per_cpu_s'] / h['req_per_cpu_s']:.2f}x HAProxy"
+                          + (f", {s['req_per_cpu_s'] / cd['req_per_cpu_s']:.2f}x Caddy" if cd else "")
+                          + f"; p99 {s['p99_ms']:.2f} ms vs {n['p99_ms']:.2f} (nginx), {h['p99_ms']:.2f} (HAProxy)"
+                          + (f", {cd['p99_ms']:.2f} (Caddy)" if cd else "")
+                          + (f"; switchyard at {w} workers does {s['req_per_cpu_s'] / one[c]['req_per_cpu_s']:.2f}x "
+                             f"its {min(workers)}-worker requests per CPU-second"
+                             if w != min(workers) and one.get(c) else ""))
     if failures:
         md += ["", "## Failure run", "",
                "50 connections, all cores, three 8 s phases; upstream 2 is killed 1 s into the",
                "second phase and restarted 5 s later. nginx: `proxy_next_upstream error timeout`,",
                "`max_fails=5 fail_timeout=30s`. HAProxy: `retries 2`, `option redispatch`, checks",
-               "every 2 s with `observe layer7`, `on-error mark-down`. switchyard: its defaults",
+               "every 2 s with `observe layer7`, `on-error mark-down`. Caddy: `lb_retries 2`,",
+               "`max_fails 5`, `fail_duration 30s`. switchyard: its defaults",
                "(retry on error/timeout, 3 tries; breaker after 5 failures).", "",
                "| proxy | failed requests | of | failed during the fault | p99 during the fault ms |", "|---|---|---|---|---|"]
         for f in failures:

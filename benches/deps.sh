@@ -1,6 +1,6 @@
 # Sourced by the benchmark scripts. `install_missing CMD:PACKAGE ...` installs, from Debian, the
 # package of every command that is neither on PATH nor in /usr/sbin; then stops the
-# distribution's nginx/haproxy services (the harnesses run their own).
+# distribution's nginx/haproxy/caddy services (the harnesses run their own).
 install_missing() {
     local need=() pair
     for pair in "$@"; do
@@ -13,5 +13,5 @@ install_missing() {
         $sudo_cmd apt-get update -qq
         $sudo_cmd apt-get install -y -qq "${need[@]}"
     fi
-    systemctl stop nginx haproxy 2>/dev/null || true
+    systemctl stop nginx haproxy caddy 2>/dev/null || true
 }
