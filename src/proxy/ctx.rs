@@ -29,9 +29,9 @@ pub struct Ctx {
     /// The configuration this request started with.
     pub state: Arc<RuntimeState>,
     pub(super) started: Instant,
-    /// The pool the request was routed to, and its index in `state.pools`.
-    pub(super) pool: Option<Arc<Pool>>,
-    pub(super) pool_index: usize,
+    /// The pool the request was routed to, as its index in `state.pools` (reached through the
+    /// state this request holds: no reference count of the pool is touched per request).
+    pub(super) pool: Option<usize>,
     /// The client connection's TLS facts; `None` on plain HTTP.
     pub(super) tls: Option<Arc<SslDigest>>,
     /// `Strict-Transport-Security` for the response (TLS listeners with `hsts`).
@@ -114,7 +114,6 @@ impl Ctx {
             state,
             started: Instant::now(),
             pool: None,
-            pool_index: 0,
             tls: None,
             hsts: None,
             route: None,
@@ -138,11 +137,17 @@ impl Ctx {
         }
     }
 
-    /// Route the request to `pool`: it counts among the pool's requests in flight from now.
-    pub(super) fn enter_pool(&mut self, pool: Arc<Pool>) {
+    /// Route the request to pool `index`: it counts among the pool's requests in flight from now.
+    pub(super) fn enter_pool(&mut self, index: usize) {
+        let pool = &self.state.pools[index];
         self.in_pool = Some(pool.stats.begin_request());
         self.deadline = pool.config.retry.timeout.map(|t| self.started + t);
-        self.pool = Some(pool);
+        self.pool = Some(index);
+    }
+
+    /// The pool the request was routed to.
+    pub(super) fn pool(&self) -> Option<&Pool> {
+        self.pool.map(|i| &*self.state.pools[i])
     }
 
     /// Start the next attempt on a server the pool chooses.
@@ -152,7 +157,7 @@ impl Ctx {
         hash_key: Option<&[u8]>,
     ) -> Result<usize, NoAttempt> {
         self.attempt = None;
-        let Some(pool) = self.pool.as_deref() else {
+        let Some(pool) = self.pool.map(|i| &self.state.pools[i]) else {
             return Err(NoAttempt::NoServer);
         };
         let attempt = match pool.choose(now, hash_key, &self.tried) {
@@ -185,7 +190,10 @@ impl Ctx {
 
     /// Record the outcome of the current attempt (once): breaker and counters.
     pub(super) fn finish_attempt(&mut self, outcome: Outcome) {
-        let (Some(pool), Some(a)) = (self.pool.as_deref(), self.attempt.as_mut()) else {
+        let (Some(pool), Some(a)) = (
+            self.pool.map(|i| &self.state.pools[i]),
+            self.attempt.as_mut(),
+        ) else {
             return;
         };
         if pool.record(a, outcome, Instant::now()) && outcome != Outcome::Success {
@@ -205,7 +213,10 @@ impl Ctx {
         outcome: Outcome,
         request_sent: bool,
     ) -> bool {
-        let (Some(pool), Some(in_pool)) = (self.pool.as_deref(), self.in_pool.as_mut()) else {
+        let (Some(pool), Some(in_pool)) = (
+            self.pool.map(|i| &self.state.pools[i]),
+            self.in_pool.as_mut(),
+        ) else {
             return false;
         };
         let policy = &pool.config.retry;

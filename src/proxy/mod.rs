@@ -128,9 +128,7 @@ impl ProxyHttp for Switchyard {
             .policy
             .max_body_bytes
             .or(ctx.state.config.limits.max_body_bytes);
-        ctx.pool_index = pool;
-        let chosen = Arc::clone(&ctx.state.pools[pool]);
-        ctx.enter_pool(chosen);
+        ctx.enter_pool(pool);
 
         if let Some(limit) = limit {
             let declared = session
@@ -154,7 +152,7 @@ impl ProxyHttp for Switchyard {
         ctx.end_attempt();
         ctx.body_bytes = 0;
         ctx.decided_retry = None;
-        let Some(pool) = ctx.pool.clone() else {
+        let Some(pool_index) = ctx.pool else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
         };
         let now = Instant::now();
@@ -165,7 +163,7 @@ impl ProxyHttp for Switchyard {
 
         let ip_text;
         let req = session.req_header();
-        let hash_key: Option<&[u8]> = match pool.balancer.hash_key() {
+        let hash_key: Option<&[u8]> = match ctx.state.pools[pool_index].balancer.hash_key() {
             None => None,
             Some(HashKey::ClientIp) => {
                 ip_text = client_ip(session).map(|ip| ip.to_string());
@@ -175,8 +173,8 @@ impl ProxyHttp for Switchyard {
             Some(HashKey::Cookie(name)) => cookie(req, name),
             Some(HashKey::Path) => Some(req.uri.path().as_bytes()),
         };
-        let server = match ctx.start_attempt(now, hash_key) {
-            Ok(i) => &pool.servers[i],
+        let server_index = match ctx.start_attempt(now, hash_key) {
+            Ok(i) => i,
             Err(NoAttempt::NoServer) => {
                 return Error::e_explain(
                     ErrorType::HTTPStatus(503),
@@ -188,9 +186,11 @@ impl ProxyHttp for Switchyard {
             }
         };
 
+        let pool = &ctx.state.pools[pool_index];
+        let server = &pool.servers[server_index];
         let cfg = &pool.config;
         let cap = |d: Duration| remaining.map_or(d, |r| d.min(r));
-        let mut peer = match &ctx.state.peer_tls[ctx.pool_index] {
+        let mut peer = match &ctx.state.peer_tls[pool_index] {
             Some(tls) => tls.peer(server.config.socket, &server.config.addr),
             None => HttpPeer::new(server.config.socket, false, String::new()),
         };
@@ -449,7 +449,7 @@ impl ProxyHttp for Switchyard {
         }
         ctx.state.edge.request(session.is_http2());
         let elapsed = ctx.started.elapsed();
-        let pool = ctx.pool.as_deref();
+        let pool = ctx.pool();
         pool.map_or(&ctx.state.no_route, |p| &p.stats)
             .count_request(status, elapsed);
 
