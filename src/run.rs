@@ -77,11 +77,6 @@ pub fn server_conf(config: &Config) -> ServerConf {
         // Attempts per request are bounded by each pool's `retry.tries` (at most 100) plus one
         // replay after a stale keep-alive connection; this is only pingora's outer fuse.
         max_retries: 101,
-        // Every service runs one thread (see `run`), so a work-stealing scheduler has nothing
-        // to steal; pingora then gives each a single-thread runtime. Same instructions per
-        // request (callgrind 89.5 k vs 89.3 k), slightly more requests per CPU-second at 2
-        // workers in 2 of 3 interleaved runs.
-        work_stealing: false,
         ..ServerConf::default()
     };
     let id = instance_id(config);
