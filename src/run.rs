@@ -151,6 +151,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     let default_max_connections = conns::default_max(
         open_files,
         (conf.upstream_keepalive_pool_size * config.worker_threads()) as u64,
+        config.worker_threads() as u64,
     );
     tracing::info!(
         open_file_limit = open_files,

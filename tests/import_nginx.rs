@@ -120,11 +120,16 @@ fn the_seed_config_runs_and_balances_like_nginx() {
     let p = Proxy::start(&yaml);
     let bodies: Vec<String> = (0..800).map(|_| get(p.addr, "/").text()).collect();
     let tally = support::tally(bodies);
-    assert_eq!(
-        (tally.get("a1"), tally.get("a2"), tally.get("a3")),
-        (Some(&300), Some(&300), Some(&200)),
-        "{tally:?}"
-    );
+    // `worker_processes auto`: one worker per core, each breaking ties in weight ratio on its
+    // own (as nginx's workers do without a shared `zone`), so the split is 3:3:2 to within the
+    // requests of one round per worker.
+    for (name, expected) in [("a1", 300), ("a2", 300), ("a3", 200)] {
+        let got = tally.get(name).copied().unwrap_or(0);
+        assert!(
+            got.abs_diff(expected) <= 16,
+            "{name}: {got}, expected {expected} ({tally:?})"
+        );
+    }
     // `proxy_next_upstream ... http_500`: a 500 goes to the next server.
     for _ in 0..6 {
         assert_eq!(get(p.addr, "/boom").status, 200);

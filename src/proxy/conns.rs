@@ -136,17 +136,20 @@ impl Conns {
     }
 }
 
-/// Files kept free for a burst of accepts: pingora accepts up to tokio's cooperative budget
-/// (128) of queued connections before their tasks run, and a connection closed to make room
-/// keeps its file until its own task runs, so a flood can briefly hold two bursts more.
+/// Files kept free for a burst of accepts, per worker: each worker's accept loop takes up to
+/// tokio's cooperative budget (128) of queued connections before their tasks run, and a
+/// connection closed to make room keeps its file until its own task runs, so a flood can
+/// briefly hold two bursts more per worker.
 const ACCEPT_BURST_FILES: u64 = 256;
 
 /// The default `limits.max_connections`: 90 % of the open-file limit, less the upstream
-/// connections kept idle and room for a burst of accepts, halved so that every client
-/// connection busy with a request still has a file for its upstream connection.
-pub fn default_max(open_file_limit: u64, upstream_idle: u64) -> u32 {
+/// connections kept idle (all workers together) and room for each worker's burst of accepts,
+/// halved so that every client connection busy with a request still has a file for its
+/// upstream connection.
+pub fn default_max(open_file_limit: u64, upstream_idle: u64, workers: u64) -> u32 {
     let budget = open_file_limit.saturating_mul(9) / 10;
-    let clients = budget.saturating_sub(upstream_idle + ACCEPT_BURST_FILES) / 2;
+    let reserved = upstream_idle.saturating_add(ACCEPT_BURST_FILES.saturating_mul(workers.max(1)));
+    let clients = budget.saturating_sub(reserved) / 2;
     u32::try_from(clients.max(16)).unwrap_or(u32::MAX)
 }
 
@@ -208,8 +211,10 @@ mod tests {
 
     #[test]
     fn the_default_leaves_room_for_upstream_connections() {
-        assert_eq!(default_max(1024, 64), 300);
-        assert_eq!(default_max(1_048_576, 1000), 471_231);
-        assert_eq!(default_max(20, 100), 16);
+        assert_eq!(default_max(1024, 64, 1), 300);
+        assert_eq!(default_max(1_048_576, 1000, 1), 471_231);
+        assert_eq!(default_max(20, 100, 1), 16);
+        // Two workers: twice the upstream idle connections and two accept bursts kept free.
+        assert_eq!(default_max(1024, 128, 2), 140);
     }
 }
