@@ -141,46 +141,45 @@ const DRAWS: usize = 8;
 
 /// Weighted least-connections state of one pool.
 #[derive(Debug)]
-pub struct LeastConn {
-    /// Per-thread smooth round-robin weights breaking ties in a scan (empty above
-    /// [`SCAN_LIMIT`]).
-    ties: Box<[Padded<Mutex<Vec<i64>>>]>,
-    /// Cumulative weights, for drawing servers in weight ratio (empty up to [`SCAN_LIMIT`]).
-    cumulative: Box<[u64]>,
+pub enum LeastConn {
+    /// Up to [`SCAN_LIMIT`] servers: per-thread smooth round-robin weights breaking ties.
+    Scan(Box<[Padded<Mutex<Vec<i64>>>]>),
+    /// Larger pools: cumulative weights, for drawing servers in weight ratio.
+    TwoChoices(Box<[u64]>),
 }
 
 impl LeastConn {
     fn new(servers: &[Server]) -> LeastConn {
         if servers.len() <= SCAN_LIMIT {
-            let ties = (0..shard::SLOTS)
-                .map(|_| Padded(Mutex::new(vec![0; servers.len()])))
-                .collect();
-            return LeastConn {
-                ties,
-                cumulative: Box::new([]),
-            };
+            return LeastConn::Scan(
+                (0..shard::SLOTS)
+                    .map(|_| Padded(Mutex::new(vec![0; servers.len()])))
+                    .collect(),
+            );
         }
         let mut total = 0u64;
-        let cumulative = servers
-            .iter()
-            .map(|s| {
-                total += u64::from(s.weight());
-                total
-            })
-            .collect();
-        LeastConn {
-            ties: Box::new([]),
-            cumulative,
-        }
+        LeastConn::TwoChoices(
+            servers
+                .iter()
+                .map(|s| {
+                    total += u64::from(s.weight());
+                    total
+                })
+                .collect(),
+        )
     }
 
     fn pick(&self, servers: &[Server], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
-        if self.cumulative.is_empty() {
-            let mut cur = lock(&self.ties[shard::slot()]);
-            return least_conn(servers, &mut cur, ok);
+        match self {
+            LeastConn::Scan(ties) => least_conn(servers, &mut lock(&ties[shard::slot()]), ok),
+            // Too few eligible servers to draw two: a scan, ties drawn in weight ratio.
+            LeastConn::TwoChoices(cumulative) => {
+                two_choices(servers, cumulative, ok).or_else(|| {
+                    let (_, ba, bw) = least_load(servers, ok)?;
+                    weighted_random(servers, &|i| ok(i) && has_load(&servers[i], ba, bw))
+                })
+            }
         }
-        two_choices(servers, &self.cumulative, ok)
-            .or_else(|| least_loaded_weighted_ties(servers, ok))
     }
 }
 
@@ -214,33 +213,6 @@ fn two_choices(
     })
 }
 
-/// A scan for the least `active / weight`, ties drawn in weight ratio (the fallback of two
-/// random choices, which keeps no round-robin state).
-fn least_loaded_weighted_ties(servers: &[Server], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
-    let mut best: Option<(u64, u64)> = None;
-    let mut tied_weight = 0u64;
-    let mut pick = None;
-    for (i, s) in servers.iter().enumerate() {
-        if !ok(i) {
-            continue;
-        }
-        let (a, w) = (u64::from(s.stats.in_flight()), u64::from(s.weight()));
-        match best {
-            Some((ba, bw)) if a * bw > ba * w => continue,
-            Some((ba, bw)) if a * bw == ba * w => {}
-            _ => {
-                best = Some((a, w));
-                tied_weight = 0;
-            }
-        }
-        tied_weight += w;
-        if fastrand::u64(0..tied_weight) < w {
-            pick = Some(i);
-        }
-    }
-    pick
-}
-
 fn lock(m: &Mutex<Vec<i64>>) -> std::sync::MutexGuard<'_, Vec<i64>> {
     // The state is a vector of integers that is valid whatever a panicking holder left in it.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -253,7 +225,15 @@ fn acquire(servers: &[Server], i: usize) -> Option<(usize, InFlightGuard)> {
 
 /// Least `active / weight`; ties by smooth weighted round-robin over the tied servers.
 fn least_conn(servers: &[Server], cur: &mut [i64], ok: &dyn Fn(usize) -> bool) -> Option<usize> {
-    // Pass 1: the least load, as (active, weight) compared by cross-multiplication.
+    let (first, ba, bw) = least_load(servers, ok)?;
+    // Smooth WRR among the servers at that load. Another thread may have started or finished a
+    // request in between; then the first least-loaded server found is still a correct answer.
+    smooth_wrr(servers, cur, &|i| ok(i) && has_load(&servers[i], ba, bw)).or(Some(first))
+}
+
+/// The first eligible server of least load, with that load as (active, weight), compared by
+/// cross-multiplication.
+fn least_load(servers: &[Server], ok: &dyn Fn(usize) -> bool) -> Option<(usize, u64, u64)> {
     let mut best: Option<(usize, u64, u64)> = None;
     for (i, s) in servers.iter().enumerate() {
         if !ok(i) {
@@ -265,15 +245,12 @@ fn least_conn(servers: &[Server], cur: &mut [i64], ok: &dyn Fn(usize) -> bool) -
             _ => best = Some((i, a, w)),
         }
     }
-    let (first, ba, bw) = best?;
-    // Pass 2: smooth WRR among the servers at that load. Another thread may have started or
-    // finished a request in between; then the first least-loaded server found is still a
-    // correct answer.
-    smooth_wrr(servers, cur, &|i| {
-        let s = &servers[i];
-        ok(i) && u64::from(s.stats.in_flight()) * bw == ba * u64::from(s.weight())
-    })
-    .or(Some(first))
+    best
+}
+
+/// Whether `s` carries the load `active / weight` = `ba / bw`.
+fn has_load(s: &Server, ba: u64, bw: u64) -> bool {
+    u64::from(s.stats.in_flight()) * bw == ba * u64::from(s.weight())
 }
 
 /// nginx's smooth weighted round-robin over the eligible servers.
