@@ -18,6 +18,7 @@ use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::services::listening::Service;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -98,6 +99,15 @@ const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// The HTTP/2 server's limits (read at start): concurrent streams, and a decoded header list no
 /// larger than an HTTP/1.1 head may be (`limits.max_header_bytes`).
+/// A client-facing TCP listener. Its connections get no socket buffers of pingora's (a 64 KiB
+/// read buffer and a 1.5 KiB write buffer each, held for the connection's whole life, idle or
+/// not): the front door's guard reads each head itself, into what the head needs, and gathers
+/// a response's small writes only while it is written (`proxy/guarded.rs`); pingora reads
+/// bodies into its own buffers.
+fn client_listener(addr: std::net::SocketAddr) -> ListenerConfig {
+    ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::unbuffered())
+}
+
 fn h2_options(limits: &config::Limits) -> pingora::protocols::http::v2::server::H2Options {
     let mut o = pingora::protocols::http::v2::server::default_h2_options();
     o.max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
@@ -224,7 +234,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
             ),
         );
         for addr in config.listen_addrs() {
-            service.add_tcp(&addr.to_string());
+            service.add_listener(client_listener(addr));
         }
         service.threads = Some(1);
         server.add_service(service);
@@ -246,7 +256,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
             ConnLimit::Fixed(ADMIN_MAX_CONNECTIONS),
         ),
     );
-    admin.add_tcp(&config.admin_listen.to_string());
+    admin.add_listener(client_listener(config.admin_listen));
     admin.threads = Some(1);
     server.add_service(admin);
 

@@ -13,7 +13,7 @@
 //! else to the HTTP/1 guard as on a plain listener. A `redirect_https` listener's requests are
 //! answered by [`Redirect`] without reaching the proxy.
 
-use super::conns::Conns;
+use super::conns::{Conns, Slot};
 use super::guarded::GuardedStream;
 use super::redirect::Redirect;
 use crate::config::Limits;
@@ -25,12 +25,13 @@ use crate::tls::acceptor::TlsAcceptor;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::http_app::ServeHttp;
-use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::ALPN;
 use pingora::protocols::{Ssl, Stream};
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,11 +50,6 @@ fn apply_timeouts(session: &mut ServerSession, limits: &Limits) {
     session.set_write_timeout(Some(limits.send_timeout));
 }
 
-/// `limits.keepalive_timeout` in pingora's unit (whole seconds, at least one).
-fn keepalive_secs(limits: &Limits) -> u64 {
-    (limits.keepalive_timeout.as_millis().div_ceil(1000) as u64).max(1)
-}
-
 /// How many connections a front door lets be open at once.
 #[derive(Debug, Clone, Copy)]
 pub enum ConnLimit {
@@ -63,41 +59,44 @@ pub enum ConnLimit {
     Fixed(u32),
 }
 
-/// Serves one request of a connection: pingora's [`HttpServerApp::process_new_http`], whose
-/// `async_trait` form moves the request future into a fresh box per request.
+/// One request of a connection, boxed while it is in flight (and only then).
+type RequestFuture<'a> = Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'a>>;
+
+/// Serves one request of a connection: pingora's [`HttpServerApp::process_new_http`].
 pub trait ServeOne: HttpServerApp + Send + Sync + 'static {
-    fn serve_one(
-        self: &Arc<Self>,
+    fn serve_one<'a>(
+        self: &'a Arc<Self>,
         session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> impl Future<Output = Option<ReusedHttpStream>> + Send;
+        shutdown: &'a ShutdownWatch,
+    ) -> RequestFuture<'a>;
 }
 
-/// The proxy: its request future (about 75 KB, every phase of pingora's state machine) stays
-/// inside the connection's future instead of being boxed per request (vendor/README.md,
-/// patch 1).
+/// The proxy: its request future (about 14 KB, every phase of pingora's state machine) is
+/// boxed while the request is in flight only, so a connection between requests holds none of
+/// it. pingora's own `async_trait` form moves it into its box through a copy on the stack
+/// (vendor/README.md, patch 1).
 impl<SV> ServeOne for HttpProxy<SV>
 where
     SV: ProxyHttp + Send + Sync + 'static,
     SV::CTX: Send + Sync,
 {
-    fn serve_one(
-        self: &Arc<Self>,
+    fn serve_one<'a>(
+        self: &'a Arc<Self>,
         session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> impl Future<Output = Option<ReusedHttpStream>> + Send {
-        self.process_new_http_unboxed(session, shutdown)
+        shutdown: &'a ShutdownWatch,
+    ) -> RequestFuture<'a> {
+        Box::pin(self.process_new_http_unboxed(session, shutdown))
     }
 }
 
-/// The admin API and the HTTPS redirect: small futures, pingora's own path.
+/// The admin API and the HTTPS redirect: pingora's own path (small futures).
 impl<T: ServeHttp + Send + Sync + 'static> ServeOne for HttpServer<T> {
-    async fn serve_one(
-        self: &Arc<Self>,
+    fn serve_one<'a>(
+        self: &'a Arc<Self>,
         session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        self.process_new_http(session, shutdown).await
+        shutdown: &'a ShutdownWatch,
+    ) -> RequestFuture<'a> {
+        self.process_new_http(session, shutdown)
     }
 }
 
@@ -195,22 +194,11 @@ where
         let redirect = matches!(mode, Mode::Redirect);
         let (stream, tls) = match mode {
             Mode::Tls(acceptor) => {
-                // The handshake has the head's deadline (nginx: client_header_timeout).
-                let accept = acceptor.accept(stream, limits.header_read_timeout);
-                tokio::pin!(accept);
-                let accepted = tokio::select! {
-                    biased;
-                    r = &mut accept => r,
-                    _ = place.slot.closed() => return None,
-                    _ = shutting_down(&mut stop) => {
-                        match tokio::time::timeout(FIRST_REQUEST_GRACE, &mut accept).await {
-                            Ok(r) => r,
-                            Err(_) => return None,
-                        }
-                    }
-                };
+                // Boxed: the handshake's state is freed once it is done.
+                let accepted =
+                    Box::pin(handshake(acceptor, stream, &limits, &place.slot, &mut stop)).await?;
                 edge_stats.handshake(accepted.is_ok());
-                let conn = match accepted {
+                let (conn, h2) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::debug!("TLS handshake failed: {e}");
@@ -218,19 +206,25 @@ where
                         return None;
                     }
                 };
-                if matches!(conn.selected_alpn_proto(), Some(ALPN::H2)) {
+                if h2 {
                     // pingora's HTTP/2 server takes it from here; its streams are requests,
                     // so the connection is never "idle between requests" to the tracker.
                     place.slot.set_idle(false);
                     drop(first_request);
-                    return ServerApp::process_new(&self.proxy, Box::new(conn), shutdown).await;
+                    return ServerApp::process_new(&self.proxy, conn, shutdown).await;
                 }
-                (Box::new(conn) as Stream, true)
+                (conn, true)
             }
             _ => (stream, false),
         };
 
-        let mut guarded = GuardedStream::new(stream, limits, Some(Arc::clone(&place.slot)));
+        // Boxed once for the connection's life: pingora takes it as a `Stream` for each request
+        // and hands it back.
+        let mut guarded = Box::new(GuardedStream::new(
+            stream,
+            limits,
+            Some(Arc::clone(&place.slot)),
+        ));
         let started = tokio::select! {
             biased;
             r = guarded.read_start() => r,
@@ -258,7 +252,7 @@ where
         if !tls && guarded.is_h2_preface() {
             guarded.end_head();
             drop(first_request);
-            return ServerApp::process_new(&self.proxy, Box::new(guarded), shutdown).await;
+            return ServerApp::process_new(&self.proxy, guarded, shutdown).await;
         }
         serve_h1(&self.proxy, guarded, &limits, shutdown, first_request).await
     }
@@ -268,47 +262,102 @@ where
     }
 }
 
-/// Serve the HTTP/1.x requests of a guarded connection one by one through `app`.
+/// The TLS handshake of a new connection, with the head's deadline (nginx:
+/// client_header_timeout): the decrypted stream, and whether ALPN chose HTTP/2. `None`: closed
+/// to make room, or shutting down and not done within [`FIRST_REQUEST_GRACE`].
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: Stream,
+    limits: &Limits,
+    slot: &Slot,
+    stop: &mut ShutdownWatch,
+) -> Option<std::io::Result<(Stream, bool)>> {
+    let accept = acceptor.accept(stream, limits.header_read_timeout);
+    tokio::pin!(accept);
+    let accepted = tokio::select! {
+        biased;
+        r = &mut accept => r,
+        _ = slot.closed() => return None,
+        _ = shutting_down(stop) => {
+            match tokio::time::timeout(FIRST_REQUEST_GRACE, &mut accept).await {
+                Ok(r) => r,
+                Err(_) => return None,
+            }
+        }
+    };
+    Some(accepted.map(|conn| {
+        let h2 = matches!(conn.selected_alpn_proto(), Some(ALPN::H2));
+        (Box::new(conn) as Stream, h2)
+    }))
+}
+
+/// Serve the HTTP/1.x requests of a guarded connection one by one through `app`. Each head is
+/// read whole by the guard before `app` sees it, so between requests (and while a head is
+/// still coming) the connection holds only its stream: no pingora session, no request future.
 async fn serve_h1<B: ServeOne>(
     app: &Arc<B>,
-    guarded: GuardedStream,
+    mut guarded: Box<GuardedStream>,
     limits: &Limits,
     shutdown: &ShutdownWatch,
     first_request: ActiveRequest,
 ) -> Option<Stream> {
-    let mut session = ServerSession::new_http1(Box::new(guarded));
-    apply_timeouts(&mut session, limits);
-    session.set_keepalive(if *shutdown.borrow() {
-        None
-    } else {
-        Some(keepalive_secs(limits))
-    });
-    session.set_pipelining_enabled(true);
-    let mut result = app.serve_one(session, shutdown).await;
-    drop(first_request);
-    while let Some((stream, settings)) = result.map(|r| r.consume()) {
-        // Only GuardedStreams are handed to the application above.
-        let Ok(guarded) = stream.into_any().downcast::<GuardedStream>() else {
+    let mut stop = shutdown.clone();
+    let mut first_request = Some(first_request);
+    let mut settings = None;
+    loop {
+        if !next_head(&mut guarded, &mut stop).await {
             return None;
-        };
+        }
+        let request = start_request(app, guarded, settings.take(), limits, shutdown);
+        let result = request.await;
+        drop(first_request.take());
+        let (stream, next) = result?.consume();
+        settings = next;
+        // Only GuardedStreams are handed to the application above.
+        guarded = stream.into_any().downcast::<GuardedStream>().ok()?;
         if !guarded.next_request() {
             // Unscanned bytes went through (a refused upgrade followed by more data).
             return None;
         }
-        let stream: Stream = guarded;
-        let mut session = ServerSession::new_http1(stream);
-        if let Some(settings) = settings {
-            settings.apply_to_session(&mut session);
-        }
-        apply_timeouts(&mut session, limits);
-        // pingora makes every HTTP/1.1 connection keep-alive without a timeout once it has
-        // parsed a head; the wait for the next head gets limits.keepalive_timeout here.
-        session.set_keepalive(if *shutdown.borrow() {
-            None
-        } else {
-            Some(keepalive_secs(limits))
-        });
-        result = app.serve_one(session, shutdown).await;
     }
-    None
+}
+
+/// A pingora session for a head the guard has read, and its request's future.
+fn start_request<'a, B: ServeOne>(
+    app: &'a Arc<B>,
+    guarded: Box<GuardedStream>,
+    settings: Option<HttpPersistentSettings>,
+    limits: &Limits,
+    shutdown: &'a ShutdownWatch,
+) -> RequestFuture<'a> {
+    let mut session = ServerSession::new_http1(guarded);
+    if let Some(settings) = settings {
+        settings.apply_to_session(&mut session);
+    }
+    apply_timeouts(&mut session, limits);
+    // The head is already read (the guard timed it, and the wait before it): pingora's own
+    // keep-alive timer would only be set and cancelled, so it gets none (`0`).
+    session.set_keepalive(if *shutdown.borrow() { None } else { Some(0) });
+    session.set_pipelining_enabled(true);
+    app.serve_one(session, shutdown)
+}
+
+/// Wait for the next request head, whole. Shutting down (or handing the sockets to a new
+/// process), a head already begun gets [`FIRST_REQUEST_GRACE`] to arrive; an idle connection is
+/// closed at once.
+async fn next_head(guarded: &mut GuardedStream, stop: &mut ShutdownWatch) -> bool {
+    let read = tokio::select! {
+        biased;
+        r = guarded.read_head() => r,
+        _ = shutting_down(stop) => {
+            if !guarded.head_started() {
+                return false;
+            }
+            match tokio::time::timeout(FIRST_REQUEST_GRACE, guarded.read_head()).await {
+                Ok(r) => r,
+                Err(_) => return false,
+            }
+        }
+    };
+    matches!(read, Ok(true))
 }

@@ -89,6 +89,16 @@ pub struct GuardedStream {
     /// Bytes read but not yet handed on (read ahead for the HTTP/2 preface, or past the end of
     /// a request), served before the socket.
     replay: BytesMut,
+    /// A request head (and whatever of its body came with it) read ahead by
+    /// [`GuardedStream::read_head`]: already through the guard, handed to pingora first.
+    ready: BytesMut,
+    /// A request head ended since [`GuardedStream::read_head`] began.
+    head_done: bool,
+    /// `deadline` is the keep-alive wait for the next head's first byte, not the head's own.
+    keepalive_wait: bool,
+    /// Small writes gathered until the next flush (`plumbing.rs`), and how much of them is sent.
+    out: Vec<u8>,
+    out_sent: usize,
     limits: Limits,
     phase: Phase,
     /// The current request may switch protocols and its response status is not written yet.
@@ -117,6 +127,11 @@ impl GuardedStream {
         GuardedStream {
             inner,
             replay: BytesMut::new(),
+            ready: BytesMut::new(),
+            head_done: false,
+            keepalive_wait: false,
+            out: Vec::new(),
+            out_sent: 0,
             limits,
             phase: Phase::Head,
             awaiting_status: false,
@@ -137,10 +152,23 @@ impl GuardedStream {
     /// pingora is done with a request and offers the connection for the next one. `false`:
     /// the stream is not at the start of a request head (it cannot be after a complete
     /// exchange, as pingora drains bodies first), so the connection is closed.
-    pub fn next_request(&self) -> bool {
+    /// The wait for the next head's first byte is `limits.keepalive_timeout`.
+    pub fn next_request(&mut self) -> bool {
         let ready = matches!(self.phase, Phase::Head);
         self.set_idle(ready);
+        if ready && !self.head_seen_bytes {
+            self.arm(Instant::now() + self.limits.keepalive_timeout);
+            self.keepalive_wait = true;
+        }
         ready
+    }
+
+    /// Set the deadline, reusing its timer when there is one.
+    fn arm(&mut self, at: Instant) {
+        match &mut self.deadline {
+            Some(d) => d.as_mut().reset(at),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
     }
 
     /// The next request head starts here; its clock starts at its first byte.
@@ -156,6 +184,7 @@ impl GuardedStream {
     /// The head just ended: follow its body.
     fn after_head(&mut self) {
         self.deadline = None;
+        self.head_done = true;
         self.set_idle(false);
         self.awaiting_status = self.scan.may_switch_protocols();
         match self.scan.framing() {
@@ -299,6 +328,11 @@ impl GuardedStream {
         }
     }
 
+    /// Whether the client has sent any of the next request head.
+    pub(crate) fn head_started(&self) -> bool {
+        self.head_seen_bytes || !self.replay.is_empty() || !self.ready.is_empty()
+    }
+
     pub(crate) fn is_h2_preface(&self) -> bool {
         self.replay.starts_with(H2_PREFACE)
     }
@@ -337,11 +371,37 @@ impl GuardedStream {
     /// Read into `buf`: the bytes kept first, then the socket.
     fn fill(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.replay.is_empty() {
-            let n = self.replay.len().min(buf.remaining());
-            buf.put_slice(&self.replay.split_to(n));
+            drain_into(&mut self.replay, buf);
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+
+    /// Read the next request head whole, through the guard, before pingora is given the
+    /// connection: an idle keep-alive connection, or one still sending its head, then holds no
+    /// request state (no parse buffer, no request future), only this stream and the bytes the
+    /// client sent. `Ok(true)`: the head is complete and waits in `ready` for pingora.
+    /// `Ok(false)` or an error: the client closed, stayed idle past its deadline, was closed to
+    /// make room, or was refused (and answered); the connection ends.
+    pub(crate) async fn read_head(&mut self) -> io::Result<bool> {
+        self.head_done = false;
+        std::future::poll_fn(|cx| self.poll_head(cx)).await
+    }
+
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        // On the thread's stack for the call only: nothing is kept between polls but what the
+        // client sent.
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        while !self.head_done {
+            let mut buf = ReadBuf::uninit(&mut scratch);
+            match self.poll_guarded(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(false)),
+                Poll::Ready(Ok(())) => self.ready.extend_from_slice(buf.filled()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(true))
     }
 
     /// A read in a body or opaque phase.
@@ -382,6 +442,15 @@ impl GuardedStream {
     }
 }
 
+/// Move as much of `from` as fits into `buf`; an emptied buffer gives its memory back.
+fn drain_into(from: &mut BytesMut, buf: &mut ReadBuf<'_>) {
+    if from.len() <= buf.remaining() {
+        buf.put_slice(&std::mem::take(from));
+    } else {
+        buf.put_slice(&from.split_to(buf.remaining()));
+    }
+}
+
 impl AsyncRead for GuardedStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -389,6 +458,18 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.ready.is_empty() {
+            drain_into(&mut this.ready, buf);
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_guarded(cx, buf)
+    }
+}
+
+impl GuardedStream {
+    /// A read through the guard: heads scanned and timed, bodies framed.
+    fn poll_guarded(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         if !matches!(this.phase, Phase::Head) {
             return this.read_body(cx, buf);
         }
@@ -431,10 +512,9 @@ impl AsyncRead for GuardedStream {
         }
         if !this.head_seen_bytes {
             this.head_seen_bytes = true;
-            if this.deadline.is_none() {
-                this.deadline = Some(Box::pin(tokio::time::sleep(
-                    this.limits.header_read_timeout,
-                )));
+            if this.deadline.is_none() || this.keepalive_wait {
+                this.keepalive_wait = false;
+                this.arm(Instant::now() + this.limits.header_read_timeout);
             }
         }
         let end = match this.scan.feed(new) {

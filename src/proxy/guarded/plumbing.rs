@@ -12,9 +12,53 @@ use pingora::protocols::{
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
+
+/// Writes smaller than this are gathered and sent together at the next flush (or when full),
+/// so a response head and a short body leave in one packet: pingora's socket write buffer,
+/// which the client listeners leave out (`run.rs`), held only while a response is written.
+const WRITE_BUFFER: usize = 1460;
+
+impl GuardedStream {
+    /// Send what is gathered; the emptied buffer's memory is given back.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_sent < self.out.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_sent += n;
+        }
+        self.out = Vec::new();
+        self.out_sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Gather `bufs` if they fit, else send what is gathered first. `None`: too large to
+    /// gather, to be written straight through.
+    fn poll_gather(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+        len: usize,
+    ) -> Poll<io::Result<Option<usize>>> {
+        if self.out.len() + len > WRITE_BUFFER {
+            ready!(self.poll_write_out(cx))?;
+        }
+        if len >= WRITE_BUFFER {
+            return Poll::Ready(Ok(None));
+        }
+        if self.out.capacity() == 0 {
+            self.out.reserve_exact(WRITE_BUFFER);
+        }
+        for b in bufs {
+            self.out.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(Some(len)))
+    }
+}
 
 impl AsyncWrite for GuardedStream {
     fn poll_write(
@@ -24,7 +68,10 @@ impl AsyncWrite for GuardedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.saw_response(buf);
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        match ready!(this.poll_gather(cx, &[io::IoSlice::new(buf)], buf.len()))? {
+            Some(n) => Poll::Ready(Ok(n)),
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        }
     }
 
     fn poll_write_vectored(
@@ -36,7 +83,11 @@ impl AsyncWrite for GuardedStream {
         if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
             this.saw_response(first);
         }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        let len = bufs.iter().map(|b| b.len()).sum();
+        match ready!(this.poll_gather(cx, bufs, len))? {
+            Some(n) => Poll::Ready(Ok(n)),
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -44,17 +95,22 @@ impl AsyncWrite for GuardedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.poll_write_out(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(this.poll_write_out(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for GuardedStream {
     async fn shutdown(&mut self) {
+        let _ = std::future::poll_fn(|cx| self.poll_write_out(cx)).await;
         self.inner.shutdown().await
     }
 }

@@ -231,7 +231,11 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     let shutdown = shutdown.clone();
                     current_handle().spawn(async move {
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        // Boxed: the handshake's future (a TLS one is kilobytes) is freed
+                        // once it is done instead of staying in the connection's task for
+                        // the connection's whole life.
+                        let handshake = Box::pin(timeout(Duration::from_secs(60), io.handshake()));
+                        match handshake.await {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,
