@@ -16,9 +16,9 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::services::listening::Service;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -158,13 +158,16 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
     // Room for connections (nginx's worker_rlimit_nofile), then the default for
     // limits.max_connections within it.
     let open_files = conns::raise_open_file_limit();
+    let memory = conns::memory_limit();
     let default_max_connections = conns::default_max(
         open_files,
         (conf.upstream_keepalive_pool_size * config.worker_threads()) as u64,
         config.worker_threads() as u64,
+        memory,
     );
     tracing::info!(
         open_file_limit = open_files,
+        memory_limit_mib = memory.map(|m| m >> 20),
         max_connections = config
             .limits
             .max_connections

@@ -85,8 +85,37 @@ where
         session: ServerSession,
         shutdown: &'a ShutdownWatch,
     ) -> RequestFuture<'a> {
-        Box::pin(self.process_new_http_unboxed(session, shutdown))
+        let mut slot = Box::new_uninit();
+        // Built in its box: `Box::pin(future)` would build it on the stack and copy all of it
+        // (`size_of` of the whole state machine, not of its first state) per request.
+        write_in(&mut slot, || new_request(self, session, shutdown));
+        // SAFETY: written just above.
+        Box::into_pin(unsafe { slot.assume_init() })
     }
+}
+
+/// `make()`'s value written into `dst`. Out of line, `dst` is a reference the compiler knows
+/// it may write whole, so it has `make` (itself out of line) return straight into it.
+#[inline(never)]
+fn write_in<F>(dst: &mut std::mem::MaybeUninit<F>, make: impl FnOnce() -> F) {
+    // SAFETY: `dst` is valid for a write of `F` (a `&mut`); it was uninitialised, so
+    // nothing is leaked by overwriting it.
+    unsafe { dst.as_mut_ptr().write(make()) }
+}
+
+/// The proxy's request future (inlined into [`write_in`], so only its first state, the
+/// arguments, is written).
+#[inline(always)]
+fn new_request<'a, SV>(
+    proxy: &'a Arc<HttpProxy<SV>>,
+    session: ServerSession,
+    shutdown: &'a ShutdownWatch,
+) -> impl Future<Output = Option<ReusedHttpStream>> + Send + 'a
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
+    proxy.process_new_http_unboxed(session, shutdown)
 }
 
 /// The admin API and the HTTPS redirect: pingora's own path (small futures).
@@ -325,12 +354,14 @@ async fn serve_h1<B: ServeOne>(
 /// A pingora session for a head the guard has read, and its request's future.
 fn start_request<'a, B: ServeOne>(
     app: &'a Arc<B>,
-    guarded: Box<GuardedStream>,
+    mut guarded: Box<GuardedStream>,
     settings: Option<HttpPersistentSettings>,
     limits: &Limits,
     shutdown: &'a ShutdownWatch,
 ) -> RequestFuture<'a> {
+    let head = guarded.take_head();
     let mut session = ServerSession::new_http1(guarded);
+    session.set_pipelined_prefix(head);
     if let Some(settings) = settings {
         settings.apply_to_session(&mut session);
     }

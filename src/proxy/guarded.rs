@@ -106,7 +106,13 @@ pub struct GuardedStream {
     head_bytes: usize,
     head_seen_bytes: bool,
     scan: HeadScanner,
+    /// The timer of the head's deadline (or of the keep-alive wait), kept from request to
+    /// request and reset; it counts only while `armed`.
     deadline: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    /// The head's first bytes came and its own clock is to start, which it does only if the
+    /// head is not complete in the read that brought them (most are).
+    head_clock_due: bool,
     /// The connection's place among the open connections: idle while a head is awaited, and
     /// closed by the tracker when room is needed (`conns.rs`).
     slot: Option<Arc<Slot>>,
@@ -139,6 +145,8 @@ impl GuardedStream {
             head_seen_bytes: false,
             scan: HeadScanner::new(limits.max_header_bytes),
             deadline: Some(Box::pin(tokio::time::sleep(limits.header_read_timeout))),
+            armed: true,
+            head_clock_due: false,
             slot,
         }
     }
@@ -169,6 +177,24 @@ impl GuardedStream {
             Some(d) => d.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
         }
+        self.armed = true;
+    }
+
+    /// No deadline (the timer is kept for the next one).
+    fn disarm(&mut self) {
+        self.armed = false;
+        self.head_clock_due = false;
+    }
+
+    /// Start the clock of a head that did not come whole in its first read, and have its
+    /// timer wake this reader.
+    fn start_head_clock(&mut self, cx: &mut Context<'_>) {
+        self.arm(Instant::now() + self.limits.header_read_timeout);
+        self.head_clock_due = false;
+        if let Some(d) = self.deadline.as_mut() {
+            // Just set in the future: pending, and now registered.
+            let _ = d.as_mut().poll(cx);
+        }
     }
 
     /// The next request head starts here; its clock starts at its first byte.
@@ -178,12 +204,12 @@ impl GuardedStream {
         self.head_bytes = 0;
         self.head_seen_bytes = false;
         self.scan = HeadScanner::new(self.limits.max_header_bytes);
-        self.deadline = None;
+        self.disarm();
     }
 
     /// The head just ended: follow its body.
     fn after_head(&mut self) {
-        self.deadline = None;
+        self.disarm();
         self.head_done = true;
         self.set_idle(false);
         self.awaiting_status = self.scan.may_switch_protocols();
@@ -284,7 +310,7 @@ impl GuardedStream {
     pub(crate) fn end_head(&mut self) {
         self.set_idle(false);
         self.phase = Phase::Opaque;
-        self.deadline = None;
+        self.disarm();
     }
 
     /// Read the first bytes of the connection into the replay buffer: enough to tell an HTTP/2
@@ -361,7 +387,7 @@ impl GuardedStream {
         // Best effort: a fresh socket's send buffer takes this at once; if not, the client
         // sees the connection close, which is what it would get anyway.
         let _ = Pin::new(&mut self.inner).poll_write(cx, &respond::raw_closing(status));
-        self.deadline = None;
+        self.disarm();
         // Per connection: counted for the periodic summary, not a log line of its own.
         log_summary::count(Failure::Refused);
         tracing::debug!(client = ?self.inner.get_socket_digest().and_then(|d| d.peer_addr().cloned()), "{why}");
@@ -386,6 +412,12 @@ impl GuardedStream {
     pub(crate) async fn read_head(&mut self) -> io::Result<bool> {
         self.head_done = false;
         std::future::poll_fn(|cx| self.poll_head(cx)).await
+    }
+
+    /// The head [`GuardedStream::read_head`] read, for pingora to parse in place (its
+    /// "pipelined prefix"): no copy through a read, no parse buffer of its own.
+    pub(crate) fn take_head(&mut self) -> BytesMut {
+        std::mem::take(&mut self.ready)
     }
 
     fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
@@ -468,7 +500,11 @@ impl AsyncRead for GuardedStream {
 
 impl GuardedStream {
     /// A read through the guard: heads scanned and timed, bodies framed.
-    fn poll_guarded(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_guarded(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self;
         if !matches!(this.phase, Phase::Head) {
             return this.read_body(cx, buf);
@@ -478,11 +514,12 @@ impl GuardedStream {
             return Poll::Ready(Ok(()));
         }
 
-        if let Some(deadline) = this.deadline.as_mut()
+        if this.armed
+            && let Some(deadline) = this.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
         {
             if !this.head_seen_bytes {
-                this.deadline = None;
+                this.disarm();
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "idle connection",
@@ -499,10 +536,16 @@ impl GuardedStream {
         let before = buf.filled().len();
         match this.fill(cx, buf) {
             Poll::Ready(Ok(())) => {}
-            // Waiting for the client: only now can the tracker need to wake this read to close
-            // it (registering on every read would cost an atomic swap per request).
-            Poll::Pending if this.slot.as_ref().is_some_and(|s| s.closing(cx)) => {
-                return Poll::Ready(Ok(()));
+            Poll::Pending => {
+                // Waiting for the client: only now can the tracker need to wake this read to
+                // close it (registering on every read would cost an atomic swap per request).
+                if this.slot.as_ref().is_some_and(|s| s.closing(cx)) {
+                    return Poll::Ready(Ok(()));
+                }
+                if this.head_clock_due {
+                    this.start_head_clock(cx);
+                }
+                return Poll::Pending;
             }
             other => return other,
         }
@@ -512,9 +555,10 @@ impl GuardedStream {
         }
         if !this.head_seen_bytes {
             this.head_seen_bytes = true;
-            if this.deadline.is_none() || this.keepalive_wait {
+            if !this.armed || this.keepalive_wait {
                 this.keepalive_wait = false;
-                this.arm(Instant::now() + this.limits.header_read_timeout);
+                this.armed = false;
+                this.head_clock_due = true;
             }
         }
         let end = match this.scan.feed(new) {
