@@ -26,7 +26,18 @@ pub struct FramedRead<T> {
     inner: InnerFramedRead<T, LengthDelimitedCodec>,
 
     decoder: FrameDecoder,
+
+    /// The read buffer was given back while idle ([`FramedRead::release_idle_buffers`]);
+    /// it gets its usual size back with the first frame after.
+    released: bool,
 }
+
+/// The read buffer of an idle connection: room for a request's HEADERS frame, which is
+/// usually all that comes next.
+const IDLE_READ_BUFFER: usize = 512;
+
+/// The read buffer of a busy connection (tokio-util's initial capacity).
+const READ_BUFFER: usize = 8 * 1024;
 
 #[derive(Debug)]
 struct FrameDecoder {
@@ -61,7 +72,25 @@ enum Continuable {
 impl<T> FramedRead<T> {
     pub fn new(inner: InnerFramedRead<T, LengthDelimitedCodec>) -> FramedRead<T> {
         let decoder = FrameDecoder::new(inner.decoder().max_frame_length());
-        FramedRead { inner, decoder }
+        FramedRead {
+            inner,
+            decoder,
+            released: false,
+        }
+    }
+
+    /// See [`Codec::release_idle_buffers`](super::Codec::release_idle_buffers). Nothing is
+    /// given back while a frame or a header block is partly read.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        if self.decoder.partial.is_some() {
+            return;
+        }
+        self.decoder.hpack.release_buffer();
+        let buf = self.inner.read_buffer_mut();
+        if buf.is_empty() && buf.capacity() > IDLE_READ_BUFFER {
+            *buf = BytesMut::with_capacity(IDLE_READ_BUFFER);
+            self.released = true;
+        }
     }
 
     pub fn get_ref(&self) -> &T {
@@ -428,6 +457,12 @@ where
             };
 
             tracing::trace!(read.bytes = bytes.len());
+            if self.released {
+                // Busy again: the usual read buffer (tokio-util grows a small one only by
+                // what each read needs).
+                self.released = false;
+                self.inner.read_buffer_mut().reserve(READ_BUFFER);
+            }
             if let Some(frame) = self.decoder.decode(bytes)? {
                 tracing::debug!(?frame, "received");
                 return Poll::Ready(Some(Ok(frame)));

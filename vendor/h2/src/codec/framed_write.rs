@@ -103,6 +103,17 @@ where
         }
     }
 
+    /// See [`Codec::release_idle_buffers`](super::Codec::release_idle_buffers): the write
+    /// buffer, when everything in it is written.
+    pub(crate) fn release_idle_buffer(&mut self) {
+        if self.encoder.next.is_none()
+            && self.encoder.is_empty()
+            && self.encoder.buf.get_ref().capacity() > 0
+        {
+            self.encoder.buf = Cursor::new(BytesMut::new());
+        }
+    }
+
     /// Returns `Ready` when `send` is able to accept a frame
     ///
     /// Calling this function may result in the current contents of the buffer
@@ -223,6 +234,10 @@ where
     fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
+        if self.buf.get_ref().capacity() == 0 {
+            // Given back while idle: taken again.
+            self.buf.get_mut().reserve(DEFAULT_BUFFER_CAPACITY);
+        }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();
 
@@ -307,9 +322,12 @@ where
     }
 
     fn has_capacity(&self) -> bool {
+        // No capacity at all: the buffer was given back while idle and is taken again by
+        // `buffer`.
         self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+            && (self.buf.get_ref().capacity() == 0
+                || self.buf.get_ref().capacity() - self.buf.get_ref().len()
+                    >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {

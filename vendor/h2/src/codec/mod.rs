@@ -131,6 +131,14 @@ where
     T: AsyncWrite + Unpin,
     B: Buf,
 {
+    /// The connection has no stream open: give back the read, write and HPACK buffers
+    /// (16 KiB, 8 KiB and 4 KiB, held for the connection's whole life otherwise), as nginx
+    /// does for an idle HTTP/2 connection. They are taken again when frames come or go.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        self.inner.release_idle_buffers();
+        self.framed_write().release_idle_buffer();
+    }
+
     /// Returns `Ready` when the codec can buffer a frame
     pub fn poll_ready(&mut self, cx: &mut Context) -> Poll<io::Result<()>> {
         self.framed_write().poll_ready(cx)

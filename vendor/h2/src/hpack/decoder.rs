@@ -162,6 +162,14 @@ impl Decoder {
         }
     }
 
+    /// The Huffman output buffer is given back (an idle connection); the next header block
+    /// takes it again.
+    pub fn release_buffer(&mut self) {
+        if self.buffer.capacity() > 0 {
+            self.buffer = BytesMut::new();
+        }
+    }
+
     /// Queues a potential size update
     #[allow(dead_code)]
     pub fn queue_size_update(&mut self, size: usize) {
@@ -184,6 +192,9 @@ impl Decoder {
     {
         use self::Representation::*;
 
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve(4096);
+        }
         let mut can_resize = true;
 
         if let Some(size) = self.max_size_update.take() {
@@ -214,8 +225,9 @@ impl Decoder {
                     can_resize = false;
                     let entry = self.decode_literal(src, true)?;
 
-                    // Insert the header into the table
-                    self.table.insert(entry.clone());
+                    // Insert the header into the table (a copy that does not hold on to
+                    // the read buffer; see `Header::detached`)
+                    self.table.insert(entry.detached());
                     consume(src);
 
                     if f(entry).is_break() {

@@ -261,6 +261,31 @@ impl<'a> Name<'a> {
     }
 }
 
+impl Header {
+    /// A copy that owns its bytes. A decoded field shares the read buffer it came in (8 KiB
+    /// or more); kept in the dynamic table, it would keep that whole buffer alive for as long
+    /// as the connection lasts, even idle.
+    pub fn detached(&self) -> Header {
+        match self {
+            Header::Field { name, value } => {
+                let mut owned =
+                    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+                owned.set_sensitive(value.is_sensitive());
+                Header::Field {
+                    name: name.clone(),
+                    value: owned,
+                }
+            }
+            Header::Authority(v) => Header::Authority(BytesStr::from(v.as_str())),
+            Header::Method(m) => Header::Method(m.clone()),
+            Header::Scheme(v) => Header::Scheme(BytesStr::from(v.as_str())),
+            Header::Path(v) => Header::Path(BytesStr::from(v.as_str())),
+            Header::Protocol(p) => Header::Protocol(Protocol::from(p.as_str())),
+            Header::Status(s) => Header::Status(*s),
+        }
+    }
+}
+
 // ===== impl BytesStr =====
 
 impl BytesStr {

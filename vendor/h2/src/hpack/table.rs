@@ -337,9 +337,11 @@ impl Table {
     fn insert(&mut self, header: Header, hash: HashValue) {
         self.inserted = self.inserted.wrapping_add(1);
 
+        // A copy that does not hold on to the buffer the value came from (see
+        // `Header::detached`): the table lasts as long as the connection.
         self.slots.push_front(Slot {
             hash,
-            header,
+            header: header.detached(),
             next: None,
         });
     }

@@ -324,6 +324,16 @@ where
                             // This will also handle flushing `self.codec`
                             ready!(self.inner.streams.poll_complete(cx, &mut self.codec))?;
 
+                            // Everything is written and nothing is open: an idle connection
+                            // holds no buffers while it waits. A second pass first hands back
+                            // the last DATA frame written, whose payload may hold a buffer
+                            // (h2 does it on the next poll, which an idle connection may not
+                            // have for a long time).
+                            if !self.inner.streams.has_streams() {
+                                ready!(self.inner.streams.poll_complete(cx, &mut self.codec))?;
+                                self.codec.release_idle_buffers();
+                            }
+
                             if (self.inner.error.is_some()
                                 || self.inner.go_away.should_close_on_idle())
                                 && !self.inner.streams.has_streams()
