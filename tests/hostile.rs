@@ -199,6 +199,66 @@ fn an_idle_connection_flood_does_not_stop_service() {
     drop(idle);
 }
 
+/// A flood of keep-alive clients at `limits.max_connections`: each sends a request, reads its
+/// answer and stays connected. The oldest idle ones are closed to make room, new clients are
+/// still served, and the proxy's memory stays small (an idle connection holds no request
+/// state).
+#[test]
+fn an_idle_keepalive_flood_at_the_connection_limit_leaves_service_up() {
+    use std::io::{Read, Write};
+    let mock = Mock::named("ok");
+    let p = Proxy::start(&base(&mock).replace(
+        "watch: false\n",
+        "watch: false\nlimits: {max_connections: 200, keepalive_timeout: 60s}\n",
+    ));
+    support::raise_own_open_file_limit();
+    let rss_before = peak_rss_kib(p.child.id());
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "a flood client's request"
+        );
+        idle.push(s);
+    }
+    // Requests from new clients are answered at once.
+    for _ in 0..10 {
+        let r = support::request_within(p.addr, "/", Duration::from_secs(3));
+        assert_eq!(r.map(|r| r.status), Some(200), "a request at the limit");
+    }
+    // At most the limit is still open: the others were closed (EOF) to make room.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let open = loop {
+        let open = idle
+            .iter()
+            .filter(|s| {
+                s.set_nonblocking(true).unwrap();
+                let mut b = [0u8; 1];
+                let mut r: &std::net::TcpStream = s;
+                let alive =
+                    matches!(r.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+                s.set_nonblocking(false).unwrap();
+                alive
+            })
+            .count();
+        if open <= 200 || Instant::now() > deadline {
+            break open;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(open <= 200, "{open} of the flood still open past the limit");
+    assert!(open >= 100, "only {open} of the flood kept open");
+    // Coarse: 600 connections came and 200 stayed; far less than a request's state each.
+    let grown = peak_rss_kib(p.child.id()).saturating_sub(rss_before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    assert_eq!(get(p.addr, "/").status, 200);
+}
+
 #[test]
 fn an_idle_keepalive_connection_is_closed_after_keepalive_timeout() {
     use std::io::{Read, Write};
