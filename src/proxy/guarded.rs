@@ -494,7 +494,35 @@ impl AsyncRead for GuardedStream {
             drain_into(&mut this.ready, buf);
             return Poll::Ready(Ok(()));
         }
+        if matches!(this.phase, Phase::Head) {
+            return this.poll_idle_probe(cx);
+        }
         this.poll_guarded(cx, buf)
+    }
+}
+
+impl GuardedStream {
+    /// pingora reads between the end of a request and the end of its exchange (its heads come
+    /// whole from [`GuardedStream::read_head`], never through a read) to notice a client
+    /// that closes. It learns of a close; bytes of a next request are kept, unscanned, for
+    /// the next `read_head`, which scans them after this exchange is answered, so that an
+    /// answer to them (a `400`) cannot overtake this one.
+    fn poll_idle_probe(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            // The next request has begun: nothing more to learn until this one is done (the
+            // exchange's other work wakes pingora).
+            return Poll::Pending;
+        }
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+        let mut probe = ReadBuf::uninit(&mut scratch);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut probe) {
+            Poll::Ready(Ok(())) if probe.filled().is_empty() => Poll::Ready(Ok(())),
+            Poll::Ready(Ok(())) => {
+                self.replay.extend_from_slice(probe.filled());
+                Poll::Pending
+            }
+            other => other,
+        }
     }
 }
 
