@@ -77,7 +77,7 @@ pub struct FileLimits {
     pub body_read_timeout: Option<String>,
     /// Longest wait for the client to take more of a response (default 60s).
     pub send_timeout: Option<String>,
-    /// Client connections open at once (default: derived from the open-file limit).
+    /// Client connections open at once (default: derived from the open-file and memory limits).
     pub max_connections: Option<u32>,
     /// How long an idle keep-alive client connection is kept (default 75s).
     pub keepalive_timeout: Option<String>,

@@ -184,7 +184,7 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Longest wait for the client to take more of the response (nginx `send_timeout`).
     pub send_timeout: Duration,
-    /// Client connections open at once; `None`: derived from the open-file limit at start.
+    /// Client connections open at once; `None`: derived from the open-file and memory limits at start.
     pub max_connections: Option<NonZeroU32>,
     /// How long an idle keep-alive client connection is kept (nginx `keepalive_timeout`).
     pub keepalive_timeout: Duration,
