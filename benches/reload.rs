@@ -58,11 +58,18 @@ fn reload(c: &mut Criterion) {
             1,
             None,
             Arc::clone(&log),
+            Vec::new(),
         );
         c.bench_function(&format!("reload/{name}"), |b| {
             b.iter(|| {
                 let config = load_str_offline(black_box(&text)).expect("valid");
-                black_box(RuntimeState::new(config, 2, Some(&first), Arc::clone(&log)))
+                black_box(RuntimeState::new(
+                    config,
+                    2,
+                    Some(&first),
+                    Arc::clone(&log),
+                    Vec::new(),
+                ))
             })
         });
     }

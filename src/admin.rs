@@ -8,8 +8,8 @@
 //! | `POST /reload` | reload from disk: `200 {"generation":N}` or `422 {"errors":[...]}` |
 //! | `GET /` | the status page: the same data, readable at a glance, refreshing itself |
 
+use crate::changes::{Change, Changes};
 use crate::metrics::Metrics;
-use crate::reload::Reloader;
 use crate::state::{RuntimeState, Store};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,21 +20,20 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Instant;
 
 pub struct Admin {
     store: Store,
     metrics: Metrics,
-    reloader: Arc<Reloader>,
+    changes: Changes,
 }
 
 impl Admin {
-    pub fn new(store: Store, metrics: Metrics, reloader: Arc<Reloader>) -> Admin {
+    pub fn new(store: Store, metrics: Metrics, changes: Changes) -> Admin {
         Admin {
             store,
             metrics,
-            reloader,
+            changes,
         }
     }
 }
@@ -338,21 +337,17 @@ impl ServeHttp for Admin {
                 StatusView::of(&self.store.load()).page().into_bytes(),
             ),
             ("/reload", _) if method == Method::POST => {
-                let reloader = Arc::clone(&self.reloader);
-                // Loading resolves host names and reads the disk: off the async threads.
-                let result =
-                    tokio::task::spawn_blocking(move || reloader.reload("POST /reload")).await;
-                match result {
-                    Ok(Ok(generation)) => {
+                // The state's writer loads on its own thread; this task only waits.
+                let reload = Change::Reload {
+                    trigger: "POST /reload",
+                };
+                match self.changes.ask(reload).await {
+                    Ok(generation) => {
                         json_reply(StatusCode::OK, &json!({ "generation": generation }))
                     }
-                    Ok(Err(rejected)) => json_reply(
+                    Err(rejected) => json_reply(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         &json!({ "errors": rejected.errors }),
-                    ),
-                    Err(e) => json_reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &json!({ "errors": [e.to_string()] }),
                     ),
                 }
             }

@@ -2,10 +2,11 @@
 //!
 //! [`Discovery`] holds what each entry last resolved to (shared by every state, so a reload
 //! keeps it) and the per-entry counters; [`Finder`] looks entries up with hickory's resolver
-//! (the system configuration, or `dns.servers`); [`DnsService`] re-resolves each entry on its
-//! interval in the background and, when a set changed, has the state rebuilt through the same
-//! path as a reload (`Reloader::refresh`), so servers that stay keep their breaker, health and
-//! in-flight count (pool + resolved `ip:port`), and removed ones finish what they have.
+//! (the system configuration, or `dns.servers`); the DNS service (`services/dns.rs`)
+//! re-resolves each entry on its interval in the background and, when a set changed, asks the
+//! state's writer to rebuild it through the same path as a reload (`Change::DnsAnswers`), so
+//! servers that stay keep their breaker, health and in-flight count (pool + resolved
+//! `ip:port`), and removed ones finish what they have.
 //!
 //! Failure rules: a failed lookup (timeout, SERVFAIL, no resolver) keeps the last good set; an
 //! authoritative empty answer (NXDOMAIN, or no records of the type) empties the entry. hickory
@@ -16,9 +17,7 @@
 //! TTL when that is lower (never below 1 s), with ±10 % jitter so many entries do not move in
 //! step.
 
-use crate::config::{Config, DnsEntry, Lookup, ServerConfig, Weight};
-use crate::reload::Reloader;
-use async_trait::async_trait;
+use crate::config::{DnsEntry, Lookup, ServerConfig, Weight};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -333,88 +332,6 @@ pub fn next_lookup(now: Instant, every: Duration, ttl: Option<Duration>) -> Inst
     };
     let jitter = 0.9 + fastrand::f64() * 0.2;
     now + base.mul_f64(jitter)
-}
-
-/// The background service: looks every entry up on its interval and has the state rebuilt
-/// when a set changed.
-pub struct DnsService {
-    reloader: Arc<Reloader>,
-}
-
-impl DnsService {
-    pub fn new(reloader: Arc<Reloader>) -> DnsService {
-        DnsService { reloader }
-    }
-
-    /// Look up every entry of `config` once (at start, before serving), recording the answers.
-    pub async fn resolve_all(discovery: &Discovery, config: &Config) -> Result<(), String> {
-        if !config.upstreams.iter().any(|u| !u.dns.is_empty()) {
-            return Ok(());
-        }
-        let finder = Finder::new(&config.dns_servers)?;
-        for u in &config.upstreams {
-            for e in &u.dns {
-                let a = finder.lookup(&e.lookup).await;
-                discovery.record(&(u.name.clone(), e.name.clone()), &a);
-            }
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl pingora::services::background::BackgroundService for DnsService {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        let mut due: HashMap<EntryKey, Instant> = HashMap::new();
-        let mut finder: Option<(Vec<SocketAddr>, Finder)> = None;
-        let mut finder_error: Option<String> = None;
-        loop {
-            let state = self.reloader.store().load_full();
-            let config = &state.config;
-            let now = Instant::now();
-            let mut changed = false;
-            if config.upstreams.iter().any(|u| !u.dns.is_empty()) {
-                if finder
-                    .as_ref()
-                    .is_none_or(|(s, _)| *s != config.dns_servers)
-                {
-                    match Finder::new(&config.dns_servers) {
-                        Ok(f) => finder = Some((config.dns_servers.clone(), f)),
-                        // Logged once per distinct problem, not every round.
-                        Err(e) if finder_error.as_ref() != Some(&e) => {
-                            tracing::warn!("{e}");
-                            finder_error = Some(e);
-                        }
-                        Err(_) => {}
-                    }
-                }
-                if let Some((_, f)) = &finder {
-                    for u in &config.upstreams {
-                        for e in &u.dns {
-                            let key = (u.name.clone(), e.name.clone());
-                            if due.get(&key).is_some_and(|at| *at > now) {
-                                continue;
-                            }
-                            let a = f.lookup(&e.lookup).await;
-                            let ttl = match &a {
-                                Answer::Found(_, ttl) => *ttl,
-                                _ => None,
-                            };
-                            due.insert(key.clone(), next_lookup(Instant::now(), e.every, ttl));
-                            changed |= state.discovery.record(&key, &a);
-                        }
-                    }
-                }
-            }
-            if changed {
-                self.reloader.refresh();
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
 }
 
 #[cfg(test)]

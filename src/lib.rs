@@ -8,6 +8,7 @@
 
 mod access_log;
 mod admin;
+mod changes;
 pub mod config;
 pub mod demo;
 mod discovery;

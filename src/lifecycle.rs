@@ -7,6 +7,7 @@
 //! once and one with a slow request exits when that completes, or after `shutdown_grace` at the
 //! latest (pingora's own path then ends the process).
 
+use crate::changes::{Change, Changes};
 use crate::upstream::shard::Count;
 use pingora::server::ExecutionPhase;
 use std::sync::{Arc, Mutex};
@@ -94,39 +95,34 @@ pub fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionP
         .ok();
 }
 
-/// Run `on_signal` on every delivery of `kind`, on a thread of its own (the work may block).
-fn on_every(
-    kind: SignalKind,
-    name: &str,
-    on_signal: impl Fn() + Send + 'static,
-) -> std::io::Result<()> {
+/// `SIGHUP`: ask the state's writer for a reload; `SIGUSR1`: reopen the access log (nginx's
+/// `-s reopen`, for logrotate). One thread, `signals`, with a runtime of its own, so the signal
+/// streams exist before the proxy's runtimes start and a reopen never waits on a busy worker.
+pub fn handle_signals(changes: Changes, store: crate::state::Store) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
-    let mut signals = rt.block_on(async { signal(kind) })?;
+    let (mut hup, mut usr1) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::user_defined1())?,
+        ))
+    })?;
     std::thread::Builder::new()
-        .name(name.into())
+        .name("signals".into())
         .spawn(move || {
             rt.block_on(async move {
-                while signals.recv().await.is_some() {
-                    on_signal();
+                loop {
+                    tokio::select! {
+                        Some(()) = hup.recv() => changes.send(Change::Reload { trigger: "SIGHUP" }),
+                        Some(()) = usr1.recv() => {
+                            tracing::info!("SIGUSR1: reopening the access log");
+                            store.load().access_log.reopen();
+                        }
+                        else => return,
+                    }
                 }
             })
         })?;
     Ok(())
-}
-
-/// Reopen the access log on every `SIGUSR1` (nginx's `-s reopen`, for logrotate).
-pub fn reopen_log_on_sigusr1(store: crate::state::Store) -> std::io::Result<()> {
-    on_every(SignalKind::user_defined1(), "sigusr1", move || {
-        tracing::info!("SIGUSR1: reopening the access log");
-        store.load().access_log.reopen();
-    })
-}
-
-/// Reload on every `SIGHUP` (loading blocks on the disk and DNS; its thread does nothing else).
-pub fn reload_on_sighup(reloader: Arc<crate::reload::Reloader>) -> std::io::Result<()> {
-    on_every(SignalKind::hangup(), "sighup", move || {
-        let _ = reloader.reload("SIGHUP");
-    })
 }

@@ -16,7 +16,11 @@
 //!
 //! The file is read once per reload; its bytes go to [`state::build`], the same path the
 //! start-up takes.
+//!
+//! [`Writer`] is the one writer of the live state (see `changes.rs`): reloads, whatever asks
+//! for them, and DNS refreshes are applied by it, one at a time.
 
+use crate::changes::{Change, Changes, Inbox, Outcome, ReloadRejected};
 use crate::config;
 use crate::state::{self, Store};
 use notify::{RecursiveMode, Watcher};
@@ -34,51 +38,6 @@ pub const SETTLE: Duration = Duration::from_millis(150);
 /// Longest wait for a burst of events to end: an edit is applied within this (plus the load)
 /// even while the file keeps changing.
 pub const SETTLE_MAX: Duration = Duration::from_millis(500);
-
-/// Why a reload did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReloadRejected {
-    /// One line per problem; config errors carry `file:line:col`.
-    pub errors: Vec<String>,
-}
-
-pub struct Reloader {
-    store: Store,
-    path: PathBuf,
-    pub stats: Arc<ReloadStats>,
-    /// Serializes reloads, and remembers the content last read (for the watcher). Held while
-    /// loading (plain blocking work, never across an `.await`).
-    last: Mutex<Seen>,
-}
-
-/// What the running configuration was built from, as hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seen {
-    config: Option<u64>,
-    /// The files the config reads (certificates, keys…): their paths and contents.
-    files: u64,
-}
-
-/// A hash of the paths and contents of `files` (a missing or unreadable file hashes as such).
-fn files_hash(files: &[PathBuf]) -> u64 {
-    use std::io::Read;
-    let mut h = DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        let mut bytes = Vec::new();
-        match std::fs::File::open(f).and_then(|file| file.take(4 << 20).read_to_end(&mut bytes)) {
-            Ok(_) => bytes.hash(&mut h),
-            Err(e) => e.kind().to_string().hash(&mut h),
-        }
-    }
-    h.finish()
-}
-
-fn content_hash(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
-}
 
 /// Reload counters, read by the metrics (SPEC §5). The load at start counts as the first
 /// success (it sets the timestamp) but not as a reload.
@@ -111,58 +70,125 @@ impl ReloadStats {
     }
 }
 
-impl Reloader {
-    /// `loaded`: the bytes the running state was built from.
-    pub fn new(store: Store, path: PathBuf, loaded: &[u8]) -> Reloader {
+/// What the running configuration was built from, as hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    config: Option<u64>,
+    /// The files the config reads (certificates, keys…): their paths and contents.
+    files: u64,
+}
+
+/// A hash of the paths and contents of `files` (a missing or unreadable file hashes as such).
+fn files_hash(files: &[PathBuf]) -> u64 {
+    use std::io::Read;
+    let mut h = DefaultHasher::new();
+    for f in files {
+        f.hash(&mut h);
+        let mut bytes = Vec::new();
+        match std::fs::File::open(f).and_then(|file| file.take(4 << 20).read_to_end(&mut bytes)) {
+            Ok(_) => bytes.hash(&mut h),
+            Err(e) => e.kind().to_string().hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// The one writer of the live state: applies each [`Change`] in the order received, through
+/// the one build path, and publishes the result. It runs on a thread of its own
+/// ([`Writer::spawn`]) because building a state reads the disk and resolves host names.
+pub struct Writer {
+    store: Store,
+    path: PathBuf,
+    stats: Arc<ReloadStats>,
+    /// What the running state was built from (for the watcher's "did it change").
+    last: Seen,
+}
+
+impl Writer {
+    /// The writer of `store`, whose state was built from `loaded`, the bytes of `path`.
+    pub fn new(store: Store, path: PathBuf, loaded: &[u8]) -> Writer {
         let files = files_hash(&store.load().config.files);
-        Reloader {
+        Writer {
             store,
             path,
             stats: Arc::new(ReloadStats::started()),
-            last: Mutex::new(Seen {
+            last: Seen {
                 config: Some(content_hash(loaded)),
                 files,
-            }),
+            },
+        }
+    }
+
+    /// The reload counters (for the metrics).
+    pub fn stats(&self) -> Arc<ReloadStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Apply every change from `inbox` until all its senders are gone, on a thread named
+    /// `state-writer`.
+    pub fn spawn(mut self, inbox: Inbox) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                while let Some((change, answer)) = inbox.next() {
+                    answer.give(self.apply(change));
+                }
+            })
+    }
+
+    /// Apply one change. A change with nothing to do (files touched but unchanged, `watch`
+    /// off) answers the running generation.
+    pub fn apply(&mut self, change: Change) -> Outcome {
+        match change {
+            Change::Reload { trigger } => self.reload(trigger),
+            Change::FilesTouched if self.store.load().config.watch => self
+                .reload_if_changed()
+                .unwrap_or_else(|| Ok(self.store.load().generation)),
+            Change::FilesTouched => Ok(self.store.load().generation),
+            Change::DnsAnswers => self.refresh(),
         }
     }
 
     /// Reload now (SIGHUP, `POST /reload`). Returns the new generation.
-    pub fn reload(&self, trigger: &str) -> Result<u64, ReloadRejected> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+    fn reload(&mut self, trigger: &str) -> Outcome {
         let bytes = config::read(&self.path).map_err(|e| ReloadRejected {
             errors: e.0.iter().map(ToString::to_string).collect(),
         });
         if let Ok(b) = &bytes {
-            last.config = Some(content_hash(b));
+            self.last.config = Some(content_hash(b));
         }
-        let result = self.apply(trigger, bytes.map(|b| self.build(&b)).and_then(|r| r));
-        last.files = files_hash(&self.store.load().config.files);
+        let built = bytes.and_then(|b| self.build(&b));
+        let result = self.count(trigger, built);
+        self.last.files = files_hash(&self.store.load().config.files);
         result
     }
 
-    /// The live state.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Rebuild the running state with the servers DNS now gives (the discovery service),
-    /// serialized with reloads.
-    pub fn refresh(&self) {
-        let _serial = self.last.lock().unwrap_or_else(|p| p.into_inner());
+    /// Rebuild the running state with the servers DNS now gives (the discovery service).
+    fn refresh(&mut self) -> Outcome {
         let current = self.store.load_full();
         match state::refresh(&current) {
-            Ok(next) => self.store.store(Arc::new(next)),
+            Ok(next) => {
+                let generation = next.generation;
+                self.store.store(Arc::new(next));
+                Ok(generation)
+            }
             Err(errors) => {
-                for e in errors {
+                for e in &errors {
                     tracing::error!("cannot apply the servers found in DNS: {e}");
                 }
+                Err(ReloadRejected { errors })
             }
         }
     }
 
     /// Reload if the file's content differs from what was last read (the watcher).
-    fn reload_if_changed(&self) -> Option<Result<u64, ReloadRejected>> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+    fn reload_if_changed(&mut self) -> Option<Outcome> {
         // Unreadable mid-swap: the next event or a later read will tell.
         let bytes = match config::read(&self.path) {
             Ok(b) => b,
@@ -170,41 +196,31 @@ impl Reloader {
             Err(_) if !self.path.exists() => return None,
             Err(e) => {
                 let errors = e.0.iter().map(ToString::to_string).collect();
-                return Some(self.apply("file change", Err(ReloadRejected { errors })));
+                return Some(self.count("file change", Err(ReloadRejected { errors })));
             }
         };
         let hash = content_hash(&bytes);
         let files = files_hash(&self.store.load().config.files);
-        let trigger = if last.config != Some(hash) {
+        let trigger = if self.last.config != Some(hash) {
             "file change"
-        } else if last.files != files {
+        } else if self.last.files != files {
             // A certificate or key rewritten (certbot, cert-manager): the same config, read
             // again with the new files.
             "certificate change"
         } else {
             return None;
         };
-        last.config = Some(hash);
-        let result = self.apply(trigger, self.build(&bytes));
+        self.last.config = Some(hash);
+        let built = self.build(&bytes);
+        let result = self.count(trigger, built);
         // After a failed reload the running config still reads the old list of files: what
         // they hold now is what was seen (a fix to them is a new change).
-        last.files = files_hash(&self.store.load().config.files);
+        self.last.files = files_hash(&self.store.load().config.files);
         Some(result)
     }
 
-    /// Every path whose change concerns the running state: the config and the files it reads.
-    fn watched_files(&self) -> Vec<PathBuf> {
-        let mut out = vec![self.path.clone()];
-        out.extend(self.store.load().config.files.iter().cloned());
-        out
-    }
-
     /// Count and log the result of a reload.
-    fn apply(
-        &self,
-        trigger: &str,
-        result: Result<u64, ReloadRejected>,
-    ) -> Result<u64, ReloadRejected> {
+    fn count(&self, trigger: &str, result: Outcome) -> Outcome {
         let st = &self.stats;
         match &result {
             Ok(generation) => {
@@ -224,8 +240,9 @@ impl Reloader {
         result
     }
 
-    /// Build the new state from `bytes` and publish it.
-    fn build(&self, bytes: &[u8]) -> Result<u64, ReloadRejected> {
+    /// Build the new state from `bytes` and publish it: the one store into the live state
+    /// besides [`refresh`](Self::refresh), both on this writer.
+    fn build(&self, bytes: &[u8]) -> Outcome {
         let current = self.store.load_full();
         let next = state::build(&self.path, bytes, Some(&current))
             .map_err(|errors| ReloadRejected { errors })?;
@@ -233,75 +250,79 @@ impl Reloader {
         self.store.store(Arc::new(next));
         Ok(generation)
     }
+}
 
-    /// Watch the config file and reload when it changes, for as long as the process lives.
-    /// Runs on its own thread; returns an error only if watching cannot start.
-    pub fn watch(self: &Arc<Self>) -> notify::Result<()> {
-        let (tx, rx) = mpsc::channel::<()>();
-        // The files that matter, refreshed after every reload (certificates may move).
-        let files = Arc::new(Mutex::new(self.watched_files()));
-        let seen_by_callback = Arc::clone(&files);
-        let mut watcher =
-            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                // Only events about the config file, a file it reads, or a link on the way to
-                // one count: a log file written next to them must not hold back (or trigger) a
-                // reload.
-                let Ok(event) = res else { return };
-                let files = seen_by_callback
-                    .lock()
-                    .map(|f| f.clone())
-                    .unwrap_or_default();
-                if event
-                    .paths
-                    .iter()
-                    .any(|p| files.iter().any(|f| concerns(f, p)))
-                {
-                    let _ = tx.send(());
-                }
-            })?;
-        let mut watching: Vec<PathBuf> = Vec::new();
-        // The config's directory must be watchable; a certificate directory that is not is
-        // logged, and SIGHUP still reloads.
-        watch_new(
-            &mut watcher,
-            &mut watching,
-            std::slice::from_ref(&self.path),
-        )?;
-        if let Err(e) = watch_new(&mut watcher, &mut watching, &self.watched_files()) {
-            tracing::warn!(
-                "cannot watch the certificate files for changes ({e}); reload with SIGHUP or POST /reload"
-            );
+/// Every path whose change concerns the running state: the config and the files it reads.
+fn watched_files(path: &Path, store: &Store) -> Vec<PathBuf> {
+    let mut out = vec![path.to_path_buf()];
+    out.extend(store.load().config.files.iter().cloned());
+    out
+}
+
+/// Watch the config file at `path` and the files it reads, and tell the writer through
+/// `changes` when one was touched, for as long as the process lives. Runs on a thread of its
+/// own (`config-watch`: notify delivers events to a blocking callback, and a burst is
+/// coalesced with blocking waits); returns an error only if watching cannot start. `store` is
+/// read, never written.
+pub fn watch(path: &Path, store: Store, changes: Changes) -> notify::Result<()> {
+    let path = path.to_path_buf();
+    let (tx, rx) = mpsc::channel::<()>();
+    // The files that matter, refreshed after every reload (certificates may move).
+    let files = Arc::new(Mutex::new(watched_files(&path, &store)));
+    let seen_by_callback = Arc::clone(&files);
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Only events about the config file, a file it reads, or a link on the way to one
+        // count: a log file written next to them must not hold back (or trigger) a reload.
+        let Ok(event) = res else { return };
+        let files = seen_by_callback
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        if event
+            .paths
+            .iter()
+            .any(|p| files.iter().any(|f| concerns(f, p)))
+        {
+            let _ = tx.send(());
         }
-        let me = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("config-watch".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    // Coalesce a burst of events into one look at the file, but never wait
-                    // longer than SETTLE_MAX for the burst to end.
-                    let burst_end = std::time::Instant::now() + SETTLE_MAX;
-                    while let Some(wait) = burst_end
-                        .checked_duration_since(std::time::Instant::now())
-                        .map(|left| left.min(SETTLE))
-                        && rx.recv_timeout(wait).is_ok()
-                    {}
-                    if !me.store.load().config.watch {
-                        continue;
-                    }
-                    let _ = me.reload_if_changed();
-                    // Follow files a reload may have added.
-                    let now_watched = me.watched_files();
-                    if let Ok(mut f) = files.lock() {
-                        f.clone_from(&now_watched);
-                    }
-                    if let Err(e) = watch_new(&mut watcher, &mut watching, &now_watched) {
-                        tracing::warn!("cannot watch a file of the configuration: {e}");
-                    }
-                }
-            })
-            .map_err(|e| notify::Error::generic(&e.to_string()))?;
-        Ok(())
+    })?;
+    let mut watching: Vec<PathBuf> = Vec::new();
+    // The config's directory must be watchable; a certificate directory that is not is
+    // logged, and SIGHUP still reloads.
+    watch_new(&mut watcher, &mut watching, std::slice::from_ref(&path))?;
+    if let Err(e) = watch_new(&mut watcher, &mut watching, &watched_files(&path, &store)) {
+        tracing::warn!(
+            "cannot watch the certificate files for changes ({e}); reload with SIGHUP or POST /reload"
+        );
     }
+    std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                // Coalesce a burst of events into one look at the file, but never wait
+                // longer than SETTLE_MAX for the burst to end.
+                let burst_end = std::time::Instant::now() + SETTLE_MAX;
+                while let Some(wait) = burst_end
+                    .checked_duration_since(std::time::Instant::now())
+                    .map(|left| left.min(SETTLE))
+                    && rx.recv_timeout(wait).is_ok()
+                {}
+                if !store.load().config.watch {
+                    continue;
+                }
+                let _ = changes.ask_blocking(Change::FilesTouched);
+                // Follow files a reload may have added.
+                let now_watched = watched_files(&path, &store);
+                if let Ok(mut f) = files.lock() {
+                    f.clone_from(&now_watched);
+                }
+                if let Err(e) = watch_new(&mut watcher, &mut watching, &now_watched) {
+                    tracing::warn!("cannot watch a file of the configuration: {e}");
+                }
+            }
+        })
+        .map_err(|e| notify::Error::generic(&e.to_string()))?;
+    Ok(())
 }
 
 /// Watch the directories of `paths` not watched yet.

@@ -1,14 +1,15 @@
 //! Build the pingora server from a validated config and run it until shutdown.
 
 use crate::admin::Admin;
+use crate::changes;
 use crate::config::{self, Config};
-use crate::discovery::DnsService;
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::proxy::Switchyard;
 use crate::proxy::conns;
 use crate::proxy::front::{ConnLimit, FrontDoor};
-use crate::reload::Reloader;
+use crate::reload;
+use crate::services::dns::DnsService;
 use crate::services::health::HealthChecker;
 use crate::services::outage::OutageProber;
 use crate::state::{self, Store};
@@ -182,17 +183,18 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
         upstreams = config.upstreams.len(),
         "starting switchyard"
     );
-    let reloader = Arc::new(Reloader::new(
-        Arc::clone(&store),
-        path.to_path_buf(),
-        &bytes,
-    ));
-    lifecycle::reload_on_sighup(Arc::clone(&reloader)).context("cannot listen for SIGHUP")?;
-    let dns_reloader = Arc::clone(&reloader);
-    lifecycle::reopen_log_on_sigusr1(Arc::clone(&store)).context("cannot listen for SIGUSR1")?;
+    // The one writer of the live state; everything below that changes it sends it a change.
+    let (changes, inbox) = changes::channel();
+    let writer = reload::Writer::new(Arc::clone(&store), path.to_path_buf(), &bytes);
+    let reload_stats = writer.stats();
+    writer
+        .spawn(inbox)
+        .context("cannot start the state's writer")?;
+    lifecycle::handle_signals(changes.clone(), Arc::clone(&store))
+        .context("cannot listen for SIGHUP and SIGUSR1")?;
     crate::log_summary::start().context("cannot start the log summary")?;
     // The watcher always runs; it reloads only while the running config says `watch: true`.
-    if let Err(e) = reloader.watch()
+    if let Err(e) = reload::watch(path, Arc::clone(&store), changes.clone())
         && config.watch
     {
         tracing::warn!(
@@ -250,8 +252,8 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
             Arc::default(),
             HttpServer::new_app(Admin::new(
                 Arc::clone(&store),
-                Metrics::new(Arc::clone(&store), Arc::clone(&reloader.stats)),
-                reloader,
+                Metrics::new(Arc::clone(&store), reload_stats),
+                changes.clone(),
             )),
             Arc::clone(&store),
             // Scrapers, probes and an operator: a few connections; a flood of idle ones
@@ -272,7 +274,7 @@ pub fn run(opts: RunOptions<'_>) -> anyhow::Result<()> {
 
     let mut dns = pingora::services::background::background_service(
         "dns discovery",
-        DnsService::new(Arc::clone(&dns_reloader)),
+        DnsService::new(Arc::clone(&store), changes),
     );
     dns.threads = Some(1);
     server.add_service(dns);

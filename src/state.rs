@@ -19,8 +19,9 @@ use crate::policy::{self, RouteState};
 use crate::router::Router;
 use crate::tls::certs::LoadedCert;
 use crate::tls::upstream::PeerTls;
-use crate::upstream::{Pool, PoolStats, ServerKey, ServerStats};
+use crate::upstream::{Pool, PoolStats, Server, ServerKey, ServerStats};
 use arc_swap::ArcSwap;
+use pingora::upstreams::peer::HttpPeer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ pub struct RuntimeState {
     pub generation: u64,
     pub config: Arc<Config>,
     pub loaded_at: SystemTime,
-    pub pools: Vec<Arc<Pool>>,
+    /// The pools, in `config.upstreams` order; each with how its servers are reached.
+    pub pools: Vec<LivePool>,
     pub router: Router,
     pub access_log: Arc<AccessLogger>,
     /// Counters of requests that matched no route (`upstream=""`), kept across reloads.
@@ -46,8 +48,6 @@ pub struct RuntimeState {
     pub plain_only: bool,
     /// Handshakes and requests by protocol, kept across reloads.
     pub edge: Arc<EdgeStats>,
-    /// TLS to the servers of each pool (`upstreams.NAME.tls`), in `pools` order.
-    pub peer_tls: Vec<Option<PeerTls>>,
     /// Routes with their policies and live state, in `router` order.
     pub routes: Vec<RouteState>,
     /// What DNS entries resolved to (shared by every state).
@@ -97,10 +97,9 @@ pub fn build(
         tracing::warn!("{w}");
     }
     let generation = previous.map_or(1, |p| p.generation + 1);
-    let mut state = RuntimeState::new(config, generation, previous, access_log);
-    state.plain_only = listeners.iter().all(|l| matches!(l.serve, Serve::Plain));
-    state.listeners = listeners;
-    Ok(state)
+    Ok(RuntimeState::new(
+        config, generation, previous, access_log, listeners,
+    ))
 }
 
 /// The running state again, with the servers DNS now gives (SPEC §7): the same config,
@@ -108,16 +107,54 @@ pub fn build(
 pub fn refresh(current: &RuntimeState) -> Result<RuntimeState, Vec<String>> {
     let listeners =
         edge::build(&current.config.listeners, &current.listeners).map_err(|e| vec![e])?;
-    let mut state = RuntimeState::new(
-        (*current.config).clone(),
-        current.generation,
-        Some(current),
-        Arc::clone(&current.access_log),
-    );
-    state.loaded_at = current.loaded_at;
-    state.plain_only = current.plain_only;
-    state.listeners = listeners;
-    Ok(state)
+    Ok(RuntimeState {
+        loaded_at: current.loaded_at,
+        ..RuntimeState::new(
+            (*current.config).clone(),
+            current.generation,
+            Some(current),
+            Arc::clone(&current.access_log),
+            listeners,
+        )
+    })
+}
+
+/// One pool of the live state: its servers with their live state (`upstream::Pool`, pure), and
+/// how they are reached (`upstreams.NAME.tls`). Requests and health checks both get their
+/// peers here, so a probe speaks the pool's transport.
+#[derive(Debug)]
+pub struct LivePool {
+    pub pool: Arc<Pool>,
+    /// TLS to the pool's servers, built once per loaded state.
+    pub tls: Option<PeerTls>,
+}
+
+impl std::ops::Deref for LivePool {
+    type Target = Pool;
+    fn deref(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl LivePool {
+    /// A peer for `server`, one of this pool's: TLS with the pool's SNI, CA and client
+    /// certificate when it has `tls:`, plain HTTP otherwise. Timeouts are the caller's.
+    pub fn peer(&self, server: &Server) -> HttpPeer {
+        let server = &server.config;
+        match &self.tls {
+            Some(tls) => tls.peer(server.socket, &server.addr),
+            None => HttpPeer::new(server.socket, false, String::new()),
+        }
+    }
+
+    /// The `Host` a request of switchyard's own (a health check) sends to `server`: the
+    /// pool's `tls.sni` when set, else the server's `addr` as configured.
+    pub fn own_host<'a>(&'a self, server: &'a Server) -> &'a str {
+        self.tls
+            .as_ref()
+            .and_then(PeerTls::sni)
+            .unwrap_or(server.config.addr.as_str())
+    }
 }
 
 /// What cannot change without restarting the listeners or runtimes (SPEC §3): a reload that
@@ -161,6 +198,7 @@ impl RuntimeState {
         generation: u64,
         previous: Option<&RuntimeState>,
         access_log: Arc<AccessLogger>,
+        listeners: Vec<ListenerState>,
     ) -> RuntimeState {
         let mut carried: HashMap<ServerKey, Arc<ServerStats>> = previous
             .map(|p| p.server_stats().collect())
@@ -169,7 +207,7 @@ impl RuntimeState {
             .map(|p| {
                 p.pools
                     .iter()
-                    .map(|pool| (pool.name.as_str(), pool.as_ref()))
+                    .map(|live| (live.name.as_str(), &*live.pool))
                     .collect()
             })
             .unwrap_or_default();
@@ -189,25 +227,23 @@ impl RuntimeState {
                     with_dns = all;
                     &with_dns
                 };
-                Arc::new(Pool::new(
-                    u,
-                    old_pools.get(u.name.as_str()).copied(),
-                    |addr| {
-                        carried.remove(&ServerKey {
-                            pool: u.name.clone(),
-                            addr: addr.to_string(),
-                        })
-                    },
-                ))
+                LivePool {
+                    pool: Arc::new(Pool::new(
+                        u,
+                        old_pools.get(u.name.as_str()).copied(),
+                        |addr| {
+                            carried.remove(&ServerKey {
+                                pool: u.name.clone(),
+                                addr: addr.to_string(),
+                            })
+                        },
+                    )),
+                    tls: u.tls.as_ref().map(PeerTls::new),
+                }
             })
             .collect();
         let router = Router::new(&config);
         let routes = policy::build(&config, previous.map_or(&[][..], |p| &p.routes));
-        let peer_tls = config
-            .upstreams
-            .iter()
-            .map(|u| u.tls.as_ref().map(PeerTls::new))
-            .collect();
         RuntimeState {
             generation,
             config: Arc::new(config),
@@ -216,10 +252,9 @@ impl RuntimeState {
             router,
             access_log,
             no_route: previous.map_or_else(Default::default, |p| Arc::clone(&p.no_route)),
-            listeners: Vec::new(),
-            plain_only: true,
+            plain_only: listeners.iter().all(|l| matches!(l.serve, Serve::Plain)),
+            listeners,
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
-            peer_tls,
             routes,
             discovery,
         }

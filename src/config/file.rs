@@ -19,15 +19,15 @@ pub struct FileConfig {
     pub listen: Option<Listens>,
     /// The admin API: /healthz, /metrics, /status, /reload and the status page.
     pub admin: Option<FileAdmin>,
-    /// Worker threads; 0 (default) is one per CPU core.
+    /// Worker threads; 0 is one per CPU core.
     pub threads: Option<u32>,
-    /// How long SIGTERM waits for requests in flight (default 30s).
+    /// How long SIGTERM waits for requests in flight.
     pub shutdown_grace: Option<String>,
-    /// Reload when the config file (or a file it names) changes (default true).
+    /// Reload when the config file (or a file it names) changes.
     pub watch: Option<bool>,
-    /// `stdout` (default), `off`, or a file path (reopened on SIGUSR1 and reload).
+    /// `stdout`, `off`, or a file path (reopened on SIGUSR1 and reload).
     pub access_log: Option<String>,
-    /// `json` (default) or nginx `combined`.
+    /// `json` or nginx `combined`.
     pub access_log_format: Option<LogFormat>,
     /// Limits on client connections, heads and bodies.
     pub limits: Option<FileLimits>,
@@ -49,7 +49,7 @@ pub struct FileDns {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
-    /// The admin address (default 127.0.0.1:9901); a non-loopback address needs `token_file`.
+    /// The admin address; a non-loopback address needs `token_file`.
     pub listen: Option<String>,
     /// A file holding the bearer token admin requests need (except GET /healthz).
     pub token_file: Option<String>,
@@ -65,21 +65,21 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
-    /// Largest request head (default 32KiB; 431 beyond).
+    /// Largest request head (431 beyond).
     #[schemars(with = "Option<Scalar>")]
     pub max_header_bytes: Option<String>,
     /// Largest request body (default unlimited; 413 beyond).
     #[schemars(with = "Option<Scalar>")]
     pub max_body_bytes: Option<String>,
-    /// Time to receive a whole request head, and a TLS handshake (default 10s; 408).
+    /// Time to receive a whole request head, and a TLS handshake (408 beyond).
     pub header_read_timeout: Option<String>,
-    /// Longest wait between two reads of a request body (default 60s).
+    /// Longest wait between two reads of a request body.
     pub body_read_timeout: Option<String>,
-    /// Longest wait for the client to take more of a response (default 60s).
+    /// Longest wait for the client to take more of a response.
     pub send_timeout: Option<String>,
     /// Client connections open at once (default: derived from the open-file and memory limits).
     pub max_connections: Option<u32>,
-    /// How long an idle keep-alive client connection is kept (default 75s).
+    /// How long an idle keep-alive client connection is kept.
     pub keepalive_timeout: Option<String>,
 }
 
@@ -95,7 +95,7 @@ pub enum BalanceName {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstream {
-    /// `least_conn` (default), `round_robin`, `random` or `hash`.
+    /// `least_conn`, `round_robin`, `random` or `hash`.
     pub balance: Option<BalanceName>,
     /// With `balance: hash`: `client_ip`, `header:NAME`, `cookie:NAME` or `path`.
     pub hash_key: Option<String>,
@@ -120,7 +120,7 @@ pub struct FileUpstream {
 pub struct FileUpstreamTls {
     /// Server name sent and verified (default: the host part of each addr).
     pub sni: Option<String>,
-    /// Verify the servers' certificates (default true; false is logged as a warning).
+    /// Verify the servers' certificates (false is logged as a warning).
     pub verify: Option<bool>,
     /// CA certificates (PEM) to verify against (default: the system trust store).
     pub ca: Option<String>,
@@ -139,7 +139,7 @@ pub struct FileServer {
     pub srv: Option<String>,
     /// Look the name up again this often (at least 500ms); every address is a server.
     pub resolve: Option<String>,
-    /// 1 to 1000 (default 1).
+    /// 1 to 1000.
     pub weight: Option<u32>,
     /// Requests in flight to this server at most (default unlimited).
     pub max_conns: Option<u32>,
@@ -150,20 +150,20 @@ pub struct FileServer {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileTimeouts {
-    /// Default 5s.
+    /// Time to wait for a connection.
     pub connect: Option<String>,
-    /// Time to wait for the response head and between body reads (default 60s).
+    /// Time to wait for the response head and between body reads.
     pub read: Option<String>,
-    /// Default 60s.
+    /// Time to wait for the server to take more of the request.
     pub write: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileKeepalive {
-    /// Idle connections kept per worker (default 32; 0 disables reuse).
+    /// Idle connections kept per worker (0 disables reuse).
     pub idle: Option<u32>,
-    /// How long an idle connection is kept (default 60s).
+    /// How long an idle connection is kept.
     pub timeout: Option<String>,
 }
 
@@ -172,29 +172,29 @@ pub struct FileKeepalive {
 pub struct FileRetry {
     /// Failures retried: error, timeout, invalid_header, http_500, http_502, http_503, http_504, http_429, and non_idempotent to allow POST retries.
     pub on: Option<Vec<String>>,
-    /// Attempts per request at most, the first included (default 3).
+    /// Attempts per request at most, the first included.
     pub tries: Option<u32>,
     /// Total time for all attempts (default: none).
     pub timeout: Option<String>,
-    /// Request body kept for replay (default 64KiB, the most).
+    /// Request body kept for replay (64KiB at most).
     #[schemars(with = "Option<Scalar>")]
     pub buffer: Option<String>,
-    /// Retries at most this percent of requests (default 20).
+    /// Retries at most this percent of requests.
     pub budget_percent: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileBreaker {
-    /// Consecutive failures that open the breaker (default 5).
+    /// Consecutive failures that open the breaker.
     pub failures: Option<u32>,
-    /// How long it stays open at first (default 30s; doubles while trials fail).
+    /// How long it stays open at first (doubles while trials fail).
     pub open_for: Option<String>,
-    /// The longest open period (default 5m).
+    /// The longest open period.
     pub max_open_for: Option<String>,
-    /// Trial requests let through when half-open (default 1).
+    /// Trial requests let through when half-open.
     pub half_open_requests: Option<u32>,
-    /// Outcomes that count as failures (default: error, timeout).
+    /// Outcomes that count as failures.
     pub on: Option<Vec<String>>,
 }
 
@@ -203,15 +203,15 @@ pub struct FileBreaker {
 pub struct FileHealthCheck {
     /// The path requested.
     pub path: Option<String>,
-    /// Default 5s.
+    /// Time between two probes of a server.
     pub interval: Option<String>,
-    /// Default 2s.
+    /// Time a probe waits for its answer.
     pub timeout: Option<String>,
-    /// Passes in a row before a server is healthy again (default 2).
+    /// Passes in a row before a server is healthy again.
     pub healthy_after: Option<u32>,
-    /// Failures in a row before it is unhealthy (default 3).
+    /// Failures in a row before it is unhealthy.
     pub unhealthy_after: Option<u32>,
-    /// Statuses that pass, e.g. `200-399` (the default).
+    /// Statuses that pass, e.g. `200-399`.
     #[schemars(with = "Option<Scalar>")]
     pub expect_status: Option<String>,
 }
@@ -223,7 +223,7 @@ pub struct FileRoute {
     pub name: Option<String>,
     /// Exact host or `*.example.com`; absent: any host.
     pub host: Option<String>,
-    /// Path prefix (default `/`); the longest match wins.
+    /// Path prefix; the longest match wins.
     pub path: Option<String>,
     /// The pool to send to (or use `redirect`).
     pub upstream: Option<String>,
@@ -274,11 +274,11 @@ pub struct FileHeaderOps {
 pub struct FileRateLimit {
     /// Tokens added per `per`.
     pub requests: Option<u32>,
-    /// Default 1s.
+    /// The time in which `requests` tokens are added.
     pub per: Option<String>,
-    /// Extra tokens a key may hold (default 0).
+    /// Extra tokens a key may hold.
     pub burst: Option<u32>,
-    /// `client_ip` (default) or `header:NAME`.
+    /// `client_ip` or `header:NAME`.
     pub key: Option<String>,
 }
 
@@ -287,7 +287,7 @@ pub struct FileRateLimit {
 pub struct FileRedirect {
     /// The Location; `$host` and `$request_uri` are replaced.
     pub to: Option<String>,
-    /// 301, 302 (default), 307 or 308.
+    /// 301, 302, 307 or 308.
     pub status: Option<u16>,
 }
 
@@ -373,9 +373,9 @@ pub struct FileListener {
     pub addr: Option<String>,
     /// Serve TLS with these certificates.
     pub tls: Option<FileListenTls>,
-    /// Offer HTTP/2 by ALPN (default true on TLS listeners).
+    /// Offer HTTP/2 by ALPN (on TLS listeners).
     pub http2: Option<bool>,
-    /// Strict-Transport-Security max-age on responses (default 0s: none).
+    /// Strict-Transport-Security max-age on responses (0s: none).
     pub hsts: Option<String>,
     /// Answer every request 308 to https://host/path.
     pub redirect_https: Option<bool>,
@@ -388,7 +388,7 @@ pub struct FileListener {
 pub struct FileListenTls {
     /// One or more; picked by SNI, the first is the default.
     pub certificates: Option<Vec<FileCertificate>>,
-    /// "1.2" (default) or "1.3".
+    /// "1.2" or "1.3".
     #[schemars(with = "Option<Scalar>")]
     pub min_version: Option<String>,
 }
@@ -493,7 +493,71 @@ impl<T: JsonSchema> JsonSchema for Ordered<T> {
 pub fn json_schema() -> String {
     let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
     let schema = generator.into_root_schema_for::<FileConfig>();
+    let mut schema = serde_json::to_value(&schema).unwrap_or_default();
+    for d in super::defaults::TABLE {
+        annotate(&mut schema, d);
+    }
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Write one default into the schema: the property's `default`, and "(default …)" at the end
+/// of its description. Returns whether the schema has the key (a test checks every key).
+fn annotate(schema: &mut serde_json::Value, d: &super::defaults::Default) -> bool {
+    let Some(at) = locate(schema, "", &d.key.split('.').collect::<Vec<_>>()) else {
+        return false;
+    };
+    let Some(prop) = schema.pointer_mut(&at).and_then(|p| p.as_object_mut()) else {
+        return false;
+    };
+    prop.insert("default".into(), super::defaults::json(d));
+    let description = prop
+        .get("description")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .trim_end_matches('.')
+        .to_string();
+    let description = if description.is_empty() {
+        format!("Default {}.", d.text)
+    } else if let Some(open) = description.strip_suffix(')') {
+        format!("{open}; default {}).", d.text)
+    } else {
+        format!("{description} (default {}).", d.text)
+    };
+    prop.insert("description".into(), description.into());
+    true
+}
+
+/// The JSON pointer of the schema node for `keys` (`*`: any entry of a mapping or list),
+/// starting at the node at `at` and following `$ref`s and `anyOf`s.
+pub(super) fn locate(schema: &serde_json::Value, at: &str, keys: &[&str]) -> Option<String> {
+    let Some((key, rest)) = keys.split_first() else {
+        return Some(at.to_string());
+    };
+    let node = schema.pointer(at)?;
+    let mut next = Vec::new();
+    if *key == "*" {
+        for child in ["additionalProperties", "items"] {
+            if node.get(child).is_some_and(|c| c.is_object()) {
+                next.push(format!("{at}/{child}"));
+            }
+        }
+    } else if node.get("properties").and_then(|p| p.get(key)).is_some() {
+        next.push(format!("{at}/properties/{key}"));
+    }
+    if let Some(r) = node.get("$ref").and_then(|r| r.as_str())
+        && let Some(found) = locate(schema, r.strip_prefix('#')?, keys)
+    {
+        return Some(found);
+    }
+    for alt in ["anyOf", "oneOf"] {
+        let n = node.get(alt).and_then(|a| a.as_array()).map_or(0, Vec::len);
+        for i in 0..n {
+            if let Some(found) = locate(schema, &format!("{at}/{alt}/{i}"), keys) {
+                return Some(found);
+            }
+        }
+    }
+    next.into_iter().find_map(|n| locate(schema, &n, rest))
 }

@@ -7,6 +7,7 @@
 
 mod admin_token;
 pub mod de;
+pub mod defaults;
 pub mod error;
 pub mod file;
 mod listen;

@@ -14,6 +14,7 @@ use super::file::FileConfig;
 use super::units::{parse_duration, parse_listen, parse_size, resolve_addr};
 use super::yaml::{Node, Seg};
 use super::{AccessLog, AdminToken, Config, HostMatch, Limits, LogFormat, OutcomeSet, Route};
+use crate::config::defaults;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -21,14 +22,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 use upstream::upstream;
 
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+pub use super::defaults::ADMIN_LISTEN as DEFAULT_ADMIN_LISTEN;
 
 /// Smallest `max_header_bytes` accepted: below this, ordinary browser requests fail.
 const MIN_HEADER_BYTES: u64 = 1024;
 /// pingora reads at most 1 MiB of request head; a larger limit could never be reached.
 const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 /// pingora's request body replay buffer (`BODY_BUF_LIMIT`) is fixed at 64 KiB.
-const MAX_RETRY_BUFFER: u64 = 64 * 1024;
+const MAX_RETRY_BUFFER: u64 = defaults::RETRY_BUFFER;
 
 /// How `host:port` text becomes an address ([`resolve_addr`] resolves names).
 pub type Resolve<'a> = &'a dyn Fn(&str) -> Result<SocketAddr, String>;
@@ -249,7 +250,7 @@ pub fn validate_with(
         );
     }
 
-    let threads = file.threads.unwrap_or(0);
+    let threads = file.threads.unwrap_or(defaults::THREADS);
     if threads > 1024 {
         c.err(
             &[Seg::Key("threads")],
@@ -259,9 +260,9 @@ pub fn validate_with(
     let shutdown_grace = c.duration(
         &file.shutdown_grace,
         &[Seg::Key("shutdown_grace")],
-        Duration::from_secs(30),
+        defaults::SHUTDOWN_GRACE,
     );
-    let watch = file.watch.unwrap_or(true);
+    let watch = file.watch.unwrap_or(defaults::WATCH);
 
     let access_log = match file.access_log.as_deref().map(str::trim) {
         None | Some("stdout") => AccessLog::Stdout,
@@ -283,7 +284,7 @@ pub fn validate_with(
     let max_header = c.size(
         &lim.and_then(|l| l.max_header_bytes.clone()),
         &lp("max_header_bytes"),
-        32 * 1024,
+        defaults::MAX_HEADER_BYTES,
     );
     if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&max_header) {
         c.err(&lp("max_header_bytes"), "must be from 1KiB to 1MiB");
@@ -296,26 +297,26 @@ pub fn validate_with(
     let header_read_timeout = c.positive(
         &lim.and_then(|l| l.header_read_timeout.clone()),
         &lp("header_read_timeout"),
-        Duration::from_secs(10),
+        defaults::HEADER_READ_TIMEOUT,
     );
     let body_read_timeout = c.positive(
         &lim.and_then(|l| l.body_read_timeout.clone()),
         &lp("body_read_timeout"),
-        Duration::from_secs(60),
+        defaults::BODY_READ_TIMEOUT,
     );
     let send_timeout = c.positive(
         &lim.and_then(|l| l.send_timeout.clone()),
         &lp("send_timeout"),
-        Duration::from_secs(60),
+        defaults::SEND_TIMEOUT,
     );
     let keepalive_timeout = c.positive(
         &lim.and_then(|l| l.keepalive_timeout.clone()),
         &lp("keepalive_timeout"),
-        Duration::from_secs(75),
+        defaults::KEEPALIVE_TIMEOUT,
     );
     let limits = Limits {
         max_header_bytes: usize::try_from(max_header.clamp(MIN_HEADER_BYTES, MAX_HEADER_BYTES))
-            .unwrap_or(32 * 1024),
+            .unwrap_or(defaults::MAX_HEADER_BYTES as usize),
         max_body_bytes: (max_body > 0).then_some(max_body),
         header_read_timeout,
         body_read_timeout,

@@ -2,6 +2,20 @@
 
 use super::*;
 
+/// Whether `value` is what switchyard does anyway for `key` (`config/defaults.rs`): such a
+/// setting is left out of the YAML, which then shows only what differs.
+fn is_default(key: &str, value: &str) -> bool {
+    use crate::config::units::{parse_duration, parse_size};
+    let Some(d) = crate::config::defaults::of(key) else {
+        return false;
+    };
+    match d.value {
+        crate::config::defaults::Value::Duration(v) => parse_duration(value) == Ok(v),
+        crate::config::defaults::Value::Size(v) => parse_size(value) == Ok(v),
+        _ => value == d.text,
+    }
+}
+
 pub(super) fn render(out: &Out) -> String {
     let mut y = String::new();
     y.push_str(
@@ -46,7 +60,9 @@ pub(super) fn render(out: &Out) -> String {
     if !out.limits.is_empty() {
         y.push_str("limits:\n");
         for (k, v) in &out.limits {
-            let _ = writeln!(y, "  {k}: {}", yaml_str(v));
+            if !is_default(&format!("limits.{k}"), v) {
+                let _ = writeln!(y, "  {k}: {}", yaml_str(v));
+            }
         }
     }
     y.push_str("upstreams:\n");
@@ -81,7 +97,9 @@ pub(super) fn render(out: &Out) -> String {
             ("write", &p.write),
         ]
         .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .filter(|(k, v)| !is_default(&format!("upstreams.*.timeouts.{k}"), v))
+        .map(|(k, v)| format!("{k}: {v}"))
         .collect();
         if !timeouts.is_empty() {
             let _ = writeln!(y, "    timeouts: {{{}}}", timeouts.join(", "));

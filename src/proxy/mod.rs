@@ -190,10 +190,7 @@ impl ProxyHttp for Switchyard {
         let server = &pool.servers[server_index];
         let cfg = &pool.config;
         let cap = |d: Duration| remaining.map_or(d, |r| d.min(r));
-        let mut peer = match &ctx.state.peer_tls[pool_index] {
-            Some(tls) => tls.peer(server.config.socket, &server.config.addr),
-            None => HttpPeer::new(server.config.socket, false, String::new()),
-        };
+        let mut peer = pool.peer(server);
         peer.options.connection_timeout = Some(cap(cfg.timeouts.connect));
         peer.options.total_connection_timeout = Some(cap(cfg.timeouts.connect));
         peer.options.read_timeout = Some(cap(cfg.timeouts.read));

@@ -49,12 +49,17 @@ impl Checker {
                 }
                 let this = Arc::clone(self);
                 let stats = Arc::clone(&server.stats);
-                let addr = server.config.socket;
+                // The pool's transport: TLS with its SNI, CA and client certificate when it
+                // has `tls:` (a plain probe of a TLS server would mark every server down).
+                let peer = pool.peer(server);
+                let host = pool.own_host(server).to_string();
                 let label = (pool.name.clone(), server.config.addr.clone());
                 let hc = hc.clone();
                 tokio::spawn(async move {
                     let passed = this
-                        .probe(addr, &hc.path, hc.timeout, |s| hc.expect_status.contains(s))
+                        .probe(peer, &host, &hc.path, hc.timeout, |s| {
+                            hc.expect_status.contains(s)
+                        })
                         .await;
                     let changed = stats.probe.finish(
                         passed,
@@ -69,15 +74,16 @@ impl Checker {
         }
     }
 
-    /// One `GET path` to `addr`; passes when the status is expected, within `timeout`.
+    /// One `GET path` to `peer` with `Host: host`; passes when the status is expected, within
+    /// `timeout`.
     async fn probe(
         &self,
-        addr: std::net::SocketAddr,
+        mut peer: HttpPeer,
+        host: &str,
         path: &str,
         timeout: Duration,
         ok: impl Fn(u16) -> bool,
     ) -> bool {
-        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(timeout);
         peer.options.total_connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
@@ -85,8 +91,7 @@ impl Checker {
         let attempt = async {
             let (mut session, _) = self.connector.get_http_session(&peer).await.ok()?;
             let mut req = RequestHeader::build("GET", path.as_bytes(), None).ok()?;
-            req.insert_header(http::header::HOST, addr.to_string())
-                .ok()?;
+            req.insert_header(http::header::HOST, host).ok()?;
             req.insert_header(http::header::USER_AGENT, "switchyard-health-check")
                 .ok()?;
             req.insert_header(http::header::CONNECTION, "close").ok()?;

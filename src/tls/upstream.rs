@@ -57,6 +57,11 @@ impl PeerTls {
         }
     }
 
+    /// The SNI set for the pool (`tls.sni`), if any.
+    pub fn sni(&self) -> Option<&str> {
+        self.sni.as_deref()
+    }
+
     /// A peer for the server at `addr` (`host:port` as configured) over TLS.
     pub fn peer(&self, socket: std::net::SocketAddr, addr: &str) -> HttpPeer {
         let sni = self

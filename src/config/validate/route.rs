@@ -1,6 +1,7 @@
 //! One route: where it goes (an upstream or a redirect) and its policies (SPEC §8).
 
 use super::Checker;
+use crate::config::defaults;
 use crate::config::error::did_you_mean;
 use crate::config::file::{FileHeaderOps, FileRateLimit, FileRoute};
 use crate::config::units::{parse_duration, parse_size};
@@ -9,7 +10,6 @@ use crate::config::{
     Access, HeaderOps, HostMatch, RateKey, RateLimit, RedirectTo, Rewrite, Route, RoutePolicy,
 };
 use http::{HeaderName, HeaderValue};
-use std::time::Duration;
 
 /// Fields switchyard frames or manages itself: a route may not set or remove them.
 const MANAGED: [&str; 6] = [
@@ -155,7 +155,7 @@ pub(super) fn route(
             );
             return None;
         }
-        let status = rd.status.unwrap_or(302);
+        let status = rd.status.unwrap_or(defaults::REDIRECT_STATUS);
         if ![301, 302, 307, 308].contains(&status) {
             c.err(
                 &[&at("redirect")[..], &[Seg::Key("status")]].concat(),
@@ -294,15 +294,15 @@ fn rate_limit(c: &mut Checker<'_>, rl: &FileRateLimit, base: &[Seg<'_>]) -> Opti
         Some(n) => n,
     };
     let per = match rl.per.as_deref().map(parse_duration) {
-        None => Duration::from_secs(1),
+        None => defaults::RATE_PER,
         Some(Ok(d)) if d.is_zero() => {
             c.err(&at("per"), "must be more than 0");
-            Duration::from_secs(1)
+            defaults::RATE_PER
         }
         Some(Ok(d)) => d,
         Some(Err(e)) => {
             c.err(&at("per"), e);
-            Duration::from_secs(1)
+            defaults::RATE_PER
         }
     };
     let key = match rl.key.as_deref().map(str::trim) {
@@ -327,7 +327,7 @@ fn rate_limit(c: &mut Checker<'_>, rl: &FileRateLimit, base: &[Seg<'_>]) -> Opti
     (c.issues.len() == errors_before).then_some(RateLimit {
         requests,
         per,
-        burst: rl.burst.unwrap_or(0),
+        burst: rl.burst.unwrap_or(defaults::RATE_BURST),
         key,
     })
 }

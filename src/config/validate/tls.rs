@@ -2,6 +2,7 @@
 //! keys are read and checked here, so `check` and a reload refuse what a handshake would.
 
 use super::Checker;
+use crate::config::defaults;
 use crate::config::file::{FileListen, FileListenTls, FileListener, FileUpstreamTls};
 use crate::config::units::parse_listen;
 use crate::config::yaml::Seg;
@@ -10,7 +11,7 @@ use crate::tls::acceptor::MinVersion;
 use crate::tls::certs::{self, CertSet, EXPIRY_WARNING};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A file named in the config: relative paths are relative to the config file's directory.
 pub(super) fn resolve_file(config: &Path, file: &str) -> PathBuf {
@@ -104,7 +105,7 @@ fn kind(c: &mut Checker<'_>, l: &FileListener, base: &[Seg<'_>]) -> Option<Liste
     let Some(tls) = &l.tls else {
         return (c.issues.len() == errors_before).then_some(ListenerKind::Plain);
     };
-    let hsts = c.duration(&l.hsts, &at("hsts"), Duration::ZERO);
+    let hsts = c.duration(&l.hsts, &at("hsts"), defaults::LISTENER_HSTS);
     let settings = tls_listener(c, tls, &at("tls"));
     if c.issues.len() > errors_before {
         return None;
@@ -113,7 +114,7 @@ fn kind(c: &mut Checker<'_>, l: &FileListener, base: &[Seg<'_>]) -> Option<Liste
     Some(ListenerKind::Tls(TlsListener {
         certs: Arc::new(certs),
         min_version,
-        http2: l.http2.unwrap_or(true),
+        http2: l.http2.unwrap_or(defaults::LISTENER_HTTP2),
         hsts: (!hsts.is_zero()).then_some(hsts),
     }))
 }
@@ -199,7 +200,7 @@ pub(super) fn upstream_tls(
         }
         Some(s) => Some(s.trim_end_matches('.').to_ascii_lowercase()),
     };
-    let verify = tls.verify.unwrap_or(true);
+    let verify = tls.verify.unwrap_or(defaults::UPSTREAM_TLS_VERIFY);
     if !verify {
         c.warn(
             &at("verify"),

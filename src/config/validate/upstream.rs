@@ -2,6 +2,7 @@
 //! health-check policies.
 
 use super::{Checker, MAX_RETRY_BUFFER};
+use crate::config::defaults;
 use crate::config::error::did_you_mean;
 use crate::config::file::{self, BalanceName, FileUpstream};
 use crate::config::units::parse_status_range;
@@ -197,27 +198,27 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         connect: c.positive(
             &t.and_then(|t| t.connect.clone()),
             &tp("connect"),
-            Duration::from_secs(5),
+            defaults::CONNECT_TIMEOUT,
         ),
         read: c.positive(
             &t.and_then(|t| t.read.clone()),
             &tp("read"),
-            Duration::from_secs(60),
+            defaults::READ_TIMEOUT,
         ),
         write: c.positive(
             &t.and_then(|t| t.write.clone()),
             &tp("write"),
-            Duration::from_secs(60),
+            defaults::WRITE_TIMEOUT,
         ),
     };
 
     let k = up.keepalive.as_ref();
     let keepalive = Keepalive {
-        idle: k.and_then(|k| k.idle).unwrap_or(64) as usize,
+        idle: k.and_then(|k| k.idle).unwrap_or(defaults::KEEPALIVE_IDLE) as usize,
         timeout: c.positive(
             &k.and_then(|k| k.timeout.clone()),
             &at(&[Seg::Key("keepalive"), Seg::Key("timeout")]),
-            Duration::from_secs(60),
+            defaults::KEEPALIVE_IDLE_TIMEOUT,
         ),
     };
 
@@ -226,10 +227,10 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
     let (on, extras) = c.outcomes(
         &r.and_then(|r| r.on.clone()),
         &rp("on"),
-        &["error", "timeout"],
+        defaults::RETRY_ON,
         &["non_idempotent"],
     );
-    let tries = c.nonzero(r.and_then(|r| r.tries), &rp("tries"), 3);
+    let tries = c.nonzero(r.and_then(|r| r.tries), &rp("tries"), defaults::RETRY_TRIES);
     if tries.get() > 100 {
         c.err(&rp("tries"), "more than 100 tries is not allowed");
     }
@@ -241,7 +242,7 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
     let buffer = c.size(
         &r.and_then(|r| r.buffer.clone()),
         &rp("buffer"),
-        MAX_RETRY_BUFFER,
+        defaults::RETRY_BUFFER,
     );
     if buffer > MAX_RETRY_BUFFER {
         c.err(
@@ -249,7 +250,9 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
             "at most 64KiB: pingora keeps at most that much of a request body for replay",
         );
     }
-    let budget_percent = r.and_then(|r| r.budget_percent).unwrap_or(20);
+    let budget_percent = r
+        .and_then(|r| r.budget_percent)
+        .unwrap_or(defaults::RETRY_BUDGET_PERCENT);
     if budget_percent > 100 {
         c.err(&rp("budget_percent"), "must be from 0 to 100");
     }
@@ -267,12 +270,12 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
     let open_for = c.positive(
         &b.and_then(|b| b.open_for.clone()),
         &bp("open_for"),
-        Duration::from_secs(30),
+        defaults::BREAKER_OPEN_FOR,
     );
     let max_open_for = c.positive(
         &b.and_then(|b| b.max_open_for.clone()),
         &bp("max_open_for"),
-        Duration::from_secs(300),
+        defaults::BREAKER_MAX_OPEN_FOR,
     );
     if max_open_for < open_for {
         c.err(&bp("max_open_for"), "must not be shorter than `open_for`");
@@ -284,13 +287,17 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         &[],
     );
     let breaker = BreakerPolicy {
-        failures: c.nonzero(b.and_then(|b| b.failures), &bp("failures"), 5),
+        failures: c.nonzero(
+            b.and_then(|b| b.failures),
+            &bp("failures"),
+            defaults::BREAKER_FAILURES,
+        ),
         open_for,
         max_open_for: max_open_for.max(open_for),
         half_open_requests: c.nonzero(
             b.and_then(|b| b.half_open_requests),
             &bp("half_open_requests"),
-            1,
+            defaults::BREAKER_HALF_OPEN_REQUESTS,
         ),
         on: breaker_on,
     };
@@ -380,12 +387,15 @@ fn health(c: &mut Checker<'_>, h: &file::FileHealthCheck, base: &[Seg<'_>]) -> H
         v.push(Seg::Key(k));
         v
     };
-    let path = h.path.clone().unwrap_or_else(|| "/".to_string());
+    let path = h
+        .path
+        .clone()
+        .unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
     if !path.starts_with('/') {
         c.err(&at("path"), format!("`{path}` must start with /"));
     }
     let expect_status = match &h.expect_status {
-        None => parse_status_range("200-399"),
+        None => parse_status_range(defaults::HEALTH_EXPECT_STATUS),
         Some(t) => parse_status_range(t),
     };
     let expect_status = expect_status.unwrap_or_else(|e| {
@@ -394,10 +404,18 @@ fn health(c: &mut Checker<'_>, h: &file::FileHealthCheck, base: &[Seg<'_>]) -> H
     });
     HealthCheck {
         path,
-        interval: c.positive(&h.interval, &at("interval"), Duration::from_secs(5)),
-        timeout: c.positive(&h.timeout, &at("timeout"), Duration::from_secs(2)),
-        healthy_after: c.nonzero(h.healthy_after, &at("healthy_after"), 2),
-        unhealthy_after: c.nonzero(h.unhealthy_after, &at("unhealthy_after"), 3),
+        interval: c.positive(&h.interval, &at("interval"), defaults::HEALTH_INTERVAL),
+        timeout: c.positive(&h.timeout, &at("timeout"), defaults::HEALTH_TIMEOUT),
+        healthy_after: c.nonzero(
+            h.healthy_after,
+            &at("healthy_after"),
+            defaults::HEALTH_HEALTHY_AFTER,
+        ),
+        unhealthy_after: c.nonzero(
+            h.unhealthy_after,
+            &at("unhealthy_after"),
+            defaults::HEALTH_UNHEALTHY_AFTER,
+        ),
         expect_status,
     }
 }

@@ -3,7 +3,7 @@
 //! `.ci/run` installs Chromium and sets `SWITCHYARD_REQUIRE_CHROMIUM=1`, so there this test
 //! always runs. Elsewhere, without Chromium, it says so and checks nothing.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use support::{Action, Mock, Proxy, get};

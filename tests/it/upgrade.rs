@@ -1,7 +1,7 @@
 //! The graceful upgrade: a second process started with `--upgrade` takes over the listening
 //! sockets when the first gets `SIGQUIT`; clients see no error.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! every shipped config validates against it, and misspellings are rejected (as editors using
 //! yaml-language-server will show them).
 
-mod support;
+use crate::support;
 
 use serde_json::{Map, Value, json};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! TLS listeners, HTTP/2 by ALPN, certificate rotation, HTTPS redirects and TLS to upstreams
 //! (SPEC §6), with certificates made in each test.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -479,6 +479,54 @@ routes:
     let r = get("/unverified");
     assert_eq!(r.status, 200);
     assert!(p.stderr().contains("verify: false"), "{}", p.stderr());
+}
+
+#[test]
+fn health_checks_speak_the_pools_tls_with_its_sni_ca_and_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let server = ca.issue(dir.path(), "upstream", &["upstream.test"]);
+    let client = ca.issue(dir.path(), "client", &["switchyard.test"]);
+    // The server requires a client certificate signed by the CA: only a probe over the pool's
+    // TLS, verifying against its CA and presenting its certificate, gets a request through.
+    let up = TlsUpstream::start(&server, Some(&ca.files.der));
+    let p = Proxy::start(&format!(
+        r#"listen: ["{{listen}}"]
+admin: {{listen: "{{admin}}"}}
+upstreams:
+  app:
+    servers: [{{addr: "{up}"}}]
+    tls: {{sni: upstream.test, ca: "{ca}", client_cert: "{cc}", client_key: "{ck}"}}
+    health_check: {{path: /healthz, interval: 100ms, timeout: 1s, unhealthy_after: 1, healthy_after: 1}}
+"#,
+        up = up.addr,
+        ca = ca.files.cert.display(),
+        cc = client.cert.display(),
+        ck = client.key.display(),
+    ));
+    let probes = || {
+        up.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.starts_with("GET /healthz "))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        "three health checks over TLS",
+        Duration::from_secs(10),
+        || probes().len() >= 3,
+    );
+    let probe = probes()[0].to_ascii_lowercase();
+    assert!(probe.contains("\r\nhost: upstream.test\r\n"), "{probe}");
+    let healthy = &p.status_json()["upstreams"]["app"]["servers"][0]["healthy"];
+    assert_eq!(healthy, true, "{}", p.stderr());
+    let r = request(p.addr, "GET", "/x", &[], b"");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "sni=upstream.test client_cert=yes")
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Load balancing as a client sees it: which server answered.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::thread;

@@ -1,7 +1,7 @@
 //! The admin port's defences (SPEC §9): bearer token, no reloads from web pages, and the proxy
 //! port's head limits.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! Routing by host and path, and the headers an upstream receives.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! answer (or close), what reached the upstream, and that the proxy serves the next request.
 //! Each case cites the RFC section that mandates the behaviour.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,6 +1,6 @@
 //! Request limits and framing: what a client gets, and what (if anything) reaches the upstream.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! Route policies (SPEC §8) through real sockets: prefix stripping, rewrites, header edits,
 //! access lists, rate limits, per-route body limits, compression and redirect routes.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! What an operator's mistake or a hostile push does to a running proxy: it is refused, costs
 //! little, and traffic goes on.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::{Mock, Proxy, get, request};

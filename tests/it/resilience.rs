@@ -1,7 +1,7 @@
 //! Retries, circuit breakers and health checks, against upstreams that refuse, close, hang,
 //! answer 5xx or answer slowly.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};

@@ -2,7 +2,7 @@
 //! follow A and SRV answers, keep server state across changes, survive a resolver going away,
 //! and empty on NXDOMAIN.
 
-mod support;
+use crate::support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;

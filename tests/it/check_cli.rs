@@ -1,6 +1,6 @@
 //! `switchyard check` as a user runs it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

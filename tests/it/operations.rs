@@ -1,7 +1,7 @@
 //! Operations: hot reload by file change, SIGHUP and POST /reload, state kept across reloads,
 //! and the metrics a dashboard reads.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

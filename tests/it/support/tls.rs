@@ -198,6 +198,8 @@ pub struct TlsUpstream {
     stop: Arc<AtomicBool>,
     /// Handshakes that completed.
     pub served: Arc<Mutex<usize>>,
+    /// The head of every request read, as received.
+    pub heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl TlsUpstream {
@@ -227,7 +229,8 @@ impl TlsUpstream {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(Mutex::new(0));
-        let (stop2, served2) = (Arc::clone(&stop), Arc::clone(&served));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, served2, heads2) = (Arc::clone(&stop), Arc::clone(&served), Arc::clone(&heads));
         thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 let Ok((tcp, _)) = listener.accept() else {
@@ -236,14 +239,25 @@ impl TlsUpstream {
                 };
                 let config = Arc::clone(&config);
                 let served = Arc::clone(&served2);
-                thread::spawn(move || serve_one(tcp, config, served));
+                let heads = Arc::clone(&heads2);
+                thread::spawn(move || serve_one(tcp, config, served, heads));
             }
         });
-        TlsUpstream { addr, stop, served }
+        TlsUpstream {
+            addr,
+            stop,
+            served,
+            heads,
+        }
     }
 }
 
-fn serve_one(tcp: TcpStream, config: Arc<rustls::ServerConfig>, served: Arc<Mutex<usize>>) {
+fn serve_one(
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    served: Arc<Mutex<usize>>,
+    heads: Arc<Mutex<Vec<String>>>,
+) {
     let _ = tcp.set_nonblocking(false);
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
     let Ok(conn) = rustls::ServerConnection::new(config) else {
@@ -259,6 +273,10 @@ fn serve_one(tcp: TcpStream, config: Arc<rustls::ServerConfig>, served: Arc<Mute
         }
     }
     *served.lock().unwrap() += 1;
+    heads
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&head).into_owned());
     let body = format!(
         "sni={} client_cert={}",
         tls.conn.server_name().unwrap_or("-"),

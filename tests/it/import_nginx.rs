@@ -2,7 +2,7 @@
 //! `check`; the seed post's config runs and balances as nginx would; prefixes, includes,
 //! unsupported directives and broken files behave as documented.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

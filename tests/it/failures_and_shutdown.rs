@@ -1,6 +1,6 @@
 //! Upstream failures as the client sees them, and graceful shutdown.
 
-mod support;
+use crate::support;
 
 use std::net::TcpStream;
 use std::thread;
