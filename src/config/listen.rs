@@ -1,7 +1,7 @@
 //! Client-facing listeners and TLS to upstreams (SPEC §6), as validated.
 
 use crate::tls::acceptor::MinVersion;
-use crate::tls::certs::{CertSet, ClientIdentity};
+use crate::tls::certs::CertSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,14 +45,6 @@ pub struct TlsListener {
     pub hsts: Option<Duration>,
 }
 
-/// TLS to the servers of a pool (`upstreams.NAME.tls`).
-#[derive(Debug, Clone)]
-pub struct UpstreamTls {
-    /// `None`: the host part of each server's `addr`.
-    pub sni: Option<String>,
-    pub verify: bool,
-    /// The CA certificates (DER) from `ca`; `None`: the system trust store.
-    pub ca: Option<Arc<Vec<Vec<u8>>>>,
-    /// The client certificate and key (mTLS).
-    pub client: Option<Arc<ClientIdentity>>,
-}
+/// TLS to the servers of a pool (`upstreams.NAME.tls`): defined beside the connector that
+/// uses it, so `tls` never needs `config`.
+pub use crate::tls::upstream::UpstreamTls;

@@ -6,10 +6,22 @@
 //! that is once per connection, not per request). A failed verification fails the handshake
 //! (`TLSHandshakeFailure`), which the retry logic counts as an `error` outcome.
 
-use crate::config::UpstreamTls;
+use crate::tls::certs::ClientIdentity;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::{CertKey, WrappedX509, parse_x509};
 use std::sync::Arc;
+
+/// TLS to the servers of a pool (`upstreams.NAME.tls`), as validated.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// `None`: the host part of each server's `addr`.
+    pub sni: Option<String>,
+    pub verify: bool,
+    /// The CA certificates (DER) from `ca`; `None`: the system trust store.
+    pub ca: Option<Arc<Vec<Vec<u8>>>>,
+    /// The client certificate and key (mTLS).
+    pub client: Option<Arc<ClientIdentity>>,
+}
 
 pub struct PeerTls {
     sni: Option<String>,
