@@ -1,7 +1,7 @@
 //! What changes the live state, and who asks for it.
 //!
 //! One writer owns the live [`Store`](crate::state::Store): the reload writer
-//! (`reload::Writer`), on a thread of its own. Every source of change sends it a [`Change`]:
+//! (`reload::Writer`), a task of the server's. Every source of change sends it a [`Change`]:
 //! `SIGHUP` and `POST /reload` ask for a reload, the file watcher says the config or a file it
 //! reads was touched, DNS discovery says an entry's answer changed. The writer applies them one
 //! at a time, in the order sent, through the one build path (`state::build`/`state::refresh`),
@@ -10,7 +10,7 @@
 //! This module is a leaf (it names no other module of the crate), so the sources (`discovery`,
 //! `admin`, `lifecycle`) and the writer (`reload`) depend on it and not on each other.
 
-use std::sync::mpsc;
+use tokio::sync::mpsc;
 
 /// Why a reload did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,15 +38,15 @@ type Reply = tokio::sync::oneshot::Sender<Outcome>;
 
 /// The sending side, cloned by every source.
 #[derive(Debug, Clone)]
-pub struct Changes(mpsc::Sender<(Change, Option<Reply>)>);
+pub struct Changes(mpsc::UnboundedSender<(Change, Option<Reply>)>);
 
 /// The writer's side.
 #[derive(Debug)]
-pub struct Inbox(mpsc::Receiver<(Change, Option<Reply>)>);
+pub struct Inbox(mpsc::UnboundedReceiver<(Change, Option<Reply>)>);
 
 /// A new channel of changes.
 pub fn channel() -> (Changes, Inbox) {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     (Changes(tx), Inbox(rx))
 }
 
@@ -63,7 +63,7 @@ impl Changes {
         let _ = self.0.send((change, None));
     }
 
-    /// Send `change` and wait, off the async threads' way, until it is applied.
+    /// Send `change` and wait until it is applied.
     pub async fn ask(&self, change: Change) -> Outcome {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.0.send((change, Some(tx))).is_err() {
@@ -71,21 +71,12 @@ impl Changes {
         }
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
-
-    /// [`ask`](Self::ask) from a plain thread.
-    pub fn ask_blocking(&self, change: Change) -> Outcome {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.0.send((change, Some(tx))).is_err() {
-            return Err(stopped());
-        }
-        rx.blocking_recv().unwrap_or_else(|_| Err(stopped()))
-    }
 }
 
 impl Inbox {
     /// The next change, and who waits for its outcome; `None` once every sender is gone.
-    pub fn next(&self) -> Option<(Change, Answer)> {
-        let (change, reply) = self.0.recv().ok()?;
+    pub async fn next(&mut self) -> Option<(Change, Answer)> {
+        let (change, reply) = self.0.recv().await?;
         Some((change, Answer(reply)))
     }
 }

@@ -4,7 +4,7 @@
 //! its own pid, like a Node.js cluster. They read their stdin and exit when it closes, so
 //! they go away with the demo however it ends.
 
-use crate::run::{RunOptions, run};
+use crate::server::{self, Options};
 use anyhow::{Context, bail};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -105,9 +105,11 @@ Access log lines follow on stdout. Ctrl-C stops everything.
         path.display()
     );
     // The children stay alive as long as this process: their stdin closes when it exits.
-    let result = run(RunOptions {
+    let result = server::run(Options {
         config_path: &path,
         upgrade: false,
+        listeners: Vec::new(),
+        signals: true,
     });
     for c in &mut children {
         let _ = c.kill();

@@ -2,7 +2,7 @@
 //! YAML file. The binary (`src/main.rs`) is a thin CLI over these modules.
 //!
 //! Modules are crate-private unless the binary, `benches/` or `fuzz/` use them, so the compiler
-//! reports code nothing uses. Public: `config` (the loader, `check`, the fuzz target), `run`
+//! reports code nothing uses. Public: `config` (the loader, `check`, the fuzz target), `server`
 //! and `demo` (the binary), `upstream`, `state` and `policy` (the criterion benches of
 //! selection, reload and route policies).
 
@@ -21,7 +21,7 @@ pub mod policy;
 mod proxy;
 mod reload;
 mod router;
-pub mod run;
+pub mod server;
 mod services;
 pub mod state;
 mod tls;

@@ -26,53 +26,57 @@ pub enum Failure {
     Refused,
 }
 
-static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// Failures counted for the next summary line (one set per server, in its `lifecycle::Tally`).
+#[derive(Debug, Default)]
+pub struct Failures([AtomicU64; 4]);
 
-/// Count one failure for the next summary.
-pub fn count(f: Failure) {
-    COUNTS[f as usize].fetch_add(1, Ordering::Relaxed);
-}
-
-/// The summary of what was counted since the last call, if anything was (and reset).
-pub fn take_summary() -> Option<String> {
-    let [no_server, upstream, gone, refused] =
-        [0, 1, 2, 3].map(|i| COUNTS[i].swap(0, Ordering::Relaxed));
-    if no_server + upstream + gone + refused == 0 {
-        return None;
+impl Failures {
+    /// Count one failure for the next summary.
+    pub fn count(&self, f: Failure) {
+        self.0[f as usize].fetch_add(1, Ordering::Relaxed);
     }
-    let mut parts = Vec::new();
-    for (n, what) in [
-        (no_server, "answered 503 (no server available)"),
-        (upstream, "answered 502/504 (the servers failed)"),
-        (gone, "ended by the client before the answer"),
-        (
-            refused,
-            "refused at the front door (bad, too large or too slow)",
-        ),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
+
+    /// The summary of what was counted since the last call, if anything was (and reset).
+    pub fn take_summary(&self) -> Option<String> {
+        let [no_server, upstream, gone, refused] =
+            [0, 1, 2, 3].map(|i| self.0[i].swap(0, Ordering::Relaxed));
+        if no_server + upstream + gone + refused == 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (no_server, "answered 503 (no server available)"),
+            (upstream, "answered 502/504 (the servers failed)"),
+            (gone, "ended by the client before the answer"),
+            (
+                refused,
+                "refused at the front door (bad, too large or too slow)",
+            ),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        Some(parts.join(", "))
+    }
+
+    /// Write the summary every [`INTERVAL`] until `stop` (a task of the server's).
+    pub async fn write_every_interval(&self, mut stop: pingora::server::ShutdownWatch) {
+        let mut tick = tokio::time::interval(INTERVAL);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Some(s) = self.take_summary() {
+                tracing::warn!(
+                    "in the last {} s, requests failed: {s} (each is in the access log and the metrics)",
+                    INTERVAL.as_secs()
+                );
+            }
         }
     }
-    Some(parts.join(", "))
-}
-
-/// Write the summary every [`INTERVAL`] on a thread of its own, for as long as the process runs.
-pub fn start() -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("log-summary".into())
-        .spawn(|| {
-            loop {
-                std::thread::sleep(INTERVAL);
-                if let Some(s) = take_summary() {
-                    tracing::warn!(
-                        "in the last {} s, requests failed: {s} (each is in the access log and the metrics)",
-                        INTERVAL.as_secs()
-                    );
-                }
-            }
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -81,18 +85,17 @@ mod tests {
 
     #[test]
     fn the_summary_counts_and_resets() {
-        // The counters are process-wide: this is the only test touching them.
-        let _ = take_summary();
+        let f = Failures::default();
         for _ in 0..3 {
-            count(Failure::NoServer);
+            f.count(Failure::NoServer);
         }
-        count(Failure::Refused);
-        let s = take_summary().unwrap();
+        f.count(Failure::Refused);
+        let s = f.take_summary().unwrap();
         assert!(s.starts_with("3 answered 503"), "{s}");
         assert!(
             s.ends_with("1 refused at the front door (bad, too large or too slow)"),
             "{s}"
         );
-        assert_eq!(take_summary(), None);
+        assert_eq!(f.take_summary(), None);
     }
 }

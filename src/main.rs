@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use switchyard::config::{self, Config, ListenerKind};
-use switchyard::run::{RunOptions, run};
+use switchyard::server::{self, Options};
 
 const DEFAULT_CONFIG: &str = "/etc/switchyard/switchyard.yaml";
 
@@ -338,8 +338,10 @@ fn main() -> ExitCode {
 fn run_proxy(args: &RunArgs) -> anyhow::Result<()> {
     init_logging();
     let path = config_path(&args.config);
-    run(RunOptions {
+    server::run(Options {
         config_path: &path,
         upgrade: args.upgrade,
+        listeners: Vec::new(),
+        signals: true,
     })
 }

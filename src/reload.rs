@@ -28,7 +28,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -100,8 +99,7 @@ fn content_hash(bytes: &[u8]) -> u64 {
 }
 
 /// The one writer of the live state: applies each [`Change`] in the order received, through
-/// the one build path, and publishes the result. It runs on a thread of its own
-/// ([`Writer::spawn`]) because building a state reads the disk and resolves host names.
+/// the one build path, and publishes the result ([`Writer::run`], a task of the server's).
 pub struct Writer {
     store: Store,
     path: PathBuf,
@@ -130,16 +128,34 @@ impl Writer {
         Arc::clone(&self.stats)
     }
 
-    /// Apply every change from `inbox` until all its senders are gone, on a thread named
-    /// `state-writer`.
-    pub fn spawn(mut self, inbox: Inbox) -> std::io::Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("state-writer".into())
-            .spawn(move || {
-                while let Some((change, answer)) = inbox.next() {
-                    answer.give(self.apply(change));
-                }
+    /// Apply every change from `inbox`, in order, until `stop` (the server's shutdown) or
+    /// until every sender is gone. Building a state reads the disk and resolves host names, so
+    /// each change is applied on the runtime's blocking threads.
+    pub async fn run(self, mut inbox: Inbox, mut stop: pingora::server::ShutdownWatch) {
+        let me = Arc::new(Mutex::new(self));
+        loop {
+            let (change, answer) = tokio::select! {
+                next = inbox.next() => match next {
+                    Some(n) => n,
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            };
+            let writer = Arc::clone(&me);
+            let outcome = tokio::task::spawn_blocking(move || {
+                writer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .apply(change)
             })
+            .await
+            .unwrap_or_else(|e| {
+                Err(ReloadRejected {
+                    errors: vec![format!("the reload failed: {e}")],
+                })
+            });
+            answer.give(outcome);
+        }
     }
 
     /// Apply one change. A change with nothing to do (files touched but unchanged, `watch`
@@ -259,15 +275,26 @@ fn watched_files(path: &Path, store: &Store) -> Vec<PathBuf> {
     out
 }
 
-/// Watch the config file at `path` and the files it reads, and tell the writer through
-/// `changes` when one was touched, for as long as the process lives. Runs on a thread of its
-/// own (`config-watch`: notify delivers events to a blocking callback, and a burst is
-/// coalesced with blocking waits); returns an error only if watching cannot start. `store` is
-/// read, never written.
-pub fn watch(path: &Path, store: Store, changes: Changes) -> notify::Result<()> {
+/// The watcher of the config file and the files it reads ([`watch`]); its events are turned
+/// into changes by [`Watching::run`].
+pub struct Watching {
+    watcher: notify::RecommendedWatcher,
+    watching: Vec<PathBuf>,
+    /// The files that matter (shared with notify's callback), refreshed after every reload:
+    /// certificates may move.
+    files: Arc<Mutex<Vec<PathBuf>>>,
+    events: tokio::sync::mpsc::UnboundedReceiver<()>,
+    path: PathBuf,
+    store: Store,
+    changes: Changes,
+}
+
+/// Start watching the config file at `path` and the files it reads (the directories that hold
+/// them, see the module's notes). Returns an error only if the config's own directory cannot
+/// be watched. `store` is read, never written.
+pub fn watch(path: &Path, store: Store, changes: Changes) -> notify::Result<Watching> {
     let path = path.to_path_buf();
-    let (tx, rx) = mpsc::channel::<()>();
-    // The files that matter, refreshed after every reload (certificates may move).
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel::<()>();
     let files = Arc::new(Mutex::new(watched_files(&path, &store)));
     let seen_by_callback = Arc::clone(&files);
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -295,34 +322,55 @@ pub fn watch(path: &Path, store: Store, changes: Changes) -> notify::Result<()> 
             "cannot watch the certificate files for changes ({e}); reload with SIGHUP or POST /reload"
         );
     }
-    std::thread::Builder::new()
-        .name("config-watch".into())
-        .spawn(move || {
-            while rx.recv().is_ok() {
-                // Coalesce a burst of events into one look at the file, but never wait
-                // longer than SETTLE_MAX for the burst to end.
-                let burst_end = std::time::Instant::now() + SETTLE_MAX;
-                while let Some(wait) = burst_end
-                    .checked_duration_since(std::time::Instant::now())
-                    .map(|left| left.min(SETTLE))
-                    && rx.recv_timeout(wait).is_ok()
-                {}
-                if !store.load().config.watch {
-                    continue;
-                }
-                let _ = changes.ask_blocking(Change::FilesTouched);
-                // Follow files a reload may have added.
-                let now_watched = watched_files(&path, &store);
-                if let Ok(mut f) = files.lock() {
-                    f.clone_from(&now_watched);
-                }
-                if let Err(e) = watch_new(&mut watcher, &mut watching, &now_watched) {
-                    tracing::warn!("cannot watch a file of the configuration: {e}");
+    Ok(Watching {
+        watcher,
+        watching,
+        files,
+        events,
+        path,
+        store,
+        changes,
+    })
+}
+
+impl Watching {
+    /// Tell the writer when a watched file was touched, until `stop`: a burst of events is
+    /// coalesced into one look at the files ([`SETTLE`] of quiet, [`SETTLE_MAX`] at most), and
+    /// nothing is asked while the running config says `watch: false`.
+    pub async fn run(mut self, mut stop: pingora::server::ShutdownWatch) {
+        loop {
+            tokio::select! {
+                event = self.events.recv() => if event.is_none() { return },
+                _ = stop.changed() => return,
+            }
+            let burst_end = tokio::time::Instant::now() + SETTLE_MAX;
+            loop {
+                let left = burst_end
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(SETTLE);
+                if left.is_zero()
+                    || !matches!(
+                        tokio::time::timeout(left, self.events.recv()).await,
+                        Ok(Some(()))
+                    )
+                {
+                    break;
                 }
             }
-        })
-        .map_err(|e| notify::Error::generic(&e.to_string()))?;
-    Ok(())
+            if !self.store.load().config.watch {
+                continue;
+            }
+            let _ = self.changes.ask(Change::FilesTouched).await;
+            // Follow files a reload may have added.
+            let now_watched = watched_files(&self.path, &self.store);
+            if let Ok(mut f) = self.files.lock() {
+                f.clone_from(&now_watched);
+            }
+            if let Err(e) = watch_new(&mut self.watcher, &mut self.watching, &now_watched) {
+                tracing::warn!("cannot watch a file of the configuration: {e}");
+            }
+        }
+    }
 }
 
 /// Watch the directories of `paths` not watched yet.

@@ -15,6 +15,7 @@ use crate::access_log::AccessLogger;
 use crate::config::{self, Config, ListenerKind};
 use crate::discovery::Discovery;
 use crate::edge::{self, EdgeStats, ListenerState, Serve};
+use crate::lifecycle::Tally;
 use crate::policy::{self, RouteState};
 use crate::router::Router;
 use crate::tls::certs::LoadedCert;
@@ -48,6 +49,8 @@ pub struct RuntimeState {
     pub plain_only: bool,
     /// Handshakes and requests by protocol, kept across reloads.
     pub edge: Arc<EdgeStats>,
+    /// The server's requests in flight and failure counts, kept across reloads.
+    pub tally: Arc<Tally>,
     /// Routes with their policies and live state, in `router` order.
     pub routes: Vec<RouteState>,
     /// What DNS entries resolved to (shared by every state).
@@ -255,6 +258,7 @@ impl RuntimeState {
             plain_only: listeners.iter().all(|l| matches!(l.serve, Serve::Plain)),
             listeners,
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
+            tally: previous.map_or_else(Default::default, |p| Arc::clone(&p.tally)),
             routes,
             discovery,
         }

@@ -9,7 +9,6 @@
 
 use super::retry;
 use crate::config::Outcome;
-use crate::lifecycle::ActiveRequest;
 use crate::policy::{self, Rejection, RouteState};
 use crate::state::RuntimeState;
 use crate::upstream::{Attempt, Choice, InPool, Pool, Tried};
@@ -65,7 +64,12 @@ pub struct Ctx {
     pub(super) body_bytes: u64,
     /// Whole seconds for `Retry-After` on a 503.
     pub(super) retry_after: Option<u64>,
-    pub(super) _active: ActiveRequest,
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.state.tally.end();
+    }
 }
 
 /// Why no attempt could be started.
@@ -109,7 +113,10 @@ impl Ctx {
     }
 
     /// A request's state, with the configuration it starts with.
+    /// A request in flight from now until the `Ctx` is dropped (counted in the server's
+    /// `Tally`, which a graceful shutdown waits on).
     pub(super) fn new(state: Arc<RuntimeState>) -> Ctx {
+        state.tally.begin();
         Ctx {
             state,
             started: Instant::now(),
@@ -133,7 +140,6 @@ impl Ctx {
             request_id: None,
             body_bytes: 0,
             retry_after: None,
-            _active: ActiveRequest::start(),
         }
     }
 

@@ -19,7 +19,7 @@ use super::redirect::Redirect;
 use crate::config::Limits;
 use crate::edge::{self, Serve};
 use crate::lifecycle::ActiveRequest;
-use crate::log_summary::{self, Failure};
+use crate::log_summary::Failure;
 use crate::state::{RuntimeState, Store};
 use crate::tls::acceptor::TlsAcceptor;
 use async_trait::async_trait;
@@ -196,12 +196,13 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let (limits, mode, edge_stats) = {
+        let (limits, mode, edge_stats, tally) = {
             let state = self.store.load();
             (
                 state.config.limits,
                 self.mode(&state, &stream),
                 Arc::clone(&state.edge),
+                Arc::clone(&state.tally),
             )
         };
         let max = match self.limit {
@@ -213,12 +214,12 @@ where
         // Dropped when this connection ends, giving its place back.
         let Some(place) = self.conns.admit(max as usize) else {
             // Every open connection is busy with a request: this one is refused.
-            log_summary::count(Failure::Refused);
+            tally.failures.count(Failure::Refused);
             return None;
         };
         // Until its first request is answered, a new connection counts as a request in flight:
         // a shutdown (or an upgrade's hand-over) then waits for it instead of exiting under it.
-        let first_request = ActiveRequest::start();
+        let first_request = tally.start();
         let mut stop = shutdown.clone();
         let redirect = matches!(mode, Mode::Redirect);
         let (stream, tls) = match mode {
@@ -231,7 +232,7 @@ where
                     Ok(c) => c,
                     Err(e) => {
                         tracing::debug!("TLS handshake failed: {e}");
-                        log_summary::count(Failure::Refused);
+                        tally.failures.count(Failure::Refused);
                         return None;
                     }
                 };
@@ -253,6 +254,7 @@ where
             stream,
             limits,
             Some(Arc::clone(&place.slot)),
+            tally,
         ));
         let started = tokio::select! {
             biased;

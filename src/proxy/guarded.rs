@@ -30,7 +30,8 @@ use super::conns::Slot;
 use super::head::{Framing, HeadScanner, Reject, Verdict};
 use super::respond;
 use crate::config::Limits;
-use crate::log_summary::{self, Failure};
+use crate::lifecycle::Tally;
+use crate::log_summary::Failure;
 use bytes::BytesMut;
 use pingora::protocols::Stream;
 use std::future::Future;
@@ -86,6 +87,8 @@ enum Phase {
 /// A client connection whose request heads are held to the size and time limits.
 pub struct GuardedStream {
     inner: Stream,
+    /// The server's counters (a refused head counts for the failure summary).
+    tally: Arc<Tally>,
     /// Bytes read but not yet handed on (read ahead for the HTTP/2 preface, or past the end of
     /// a request), served before the socket.
     replay: BytesMut,
@@ -129,9 +132,15 @@ impl std::fmt::Debug for GuardedStream {
 
 impl GuardedStream {
     /// A freshly accepted connection: its first head is due `header_read_timeout` from now.
-    pub fn new(inner: Stream, limits: Limits, slot: Option<Arc<Slot>>) -> GuardedStream {
+    pub fn new(
+        inner: Stream,
+        limits: Limits,
+        slot: Option<Arc<Slot>>,
+        tally: Arc<Tally>,
+    ) -> GuardedStream {
         GuardedStream {
             inner,
+            tally,
             replay: BytesMut::new(),
             ready: BytesMut::new(),
             head_done: false,
@@ -389,7 +398,7 @@ impl GuardedStream {
         let _ = Pin::new(&mut self.inner).poll_write(cx, &respond::raw_closing(status));
         self.disarm();
         // Per connection: counted for the periodic summary, not a log line of its own.
-        log_summary::count(Failure::Refused);
+        self.tally.failures.count(Failure::Refused);
         tracing::debug!(client = ?self.inner.get_socket_digest().and_then(|d| d.peer_addr().cloned()), "{why}");
         Poll::Ready(Err(io::Error::new(kind, why.to_string())))
     }

@@ -26,7 +26,7 @@ mod route;
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
 use crate::edge::{self, Serve};
-use crate::log_summary::{self, Failure};
+use crate::log_summary::Failure;
 use crate::policy::{self, Rejection};
 use crate::state::Store;
 use async_trait::async_trait;
@@ -438,10 +438,12 @@ impl ProxyHttp for Switchyard {
         ctx.end_attempt();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         match status {
-            0 => log_summary::count(Failure::ClientGone),
-            503 if ctx.retry_after.is_some() => log_summary::count(Failure::NoServer),
-            502 | 504 => log_summary::count(Failure::Upstream),
-            400 | 403 | 408 | 413 | 414 | 429 | 431 => log_summary::count(Failure::Refused),
+            0 => ctx.state.tally.failures.count(Failure::ClientGone),
+            503 if ctx.retry_after.is_some() => ctx.state.tally.failures.count(Failure::NoServer),
+            502 | 504 => ctx.state.tally.failures.count(Failure::Upstream),
+            400 | 403 | 408 | 413 | 414 | 429 | 431 => {
+                ctx.state.tally.failures.count(Failure::Refused)
+            }
             _ => {}
         }
         ctx.state.edge.request(session.is_http2());

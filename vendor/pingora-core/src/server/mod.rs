@@ -145,6 +145,16 @@ pub enum ShutdownSignal {
 pub trait ShutdownSignalWatch {
     /// Returns the desired shutdown type once one has been requested.
     async fn recv(&self) -> ShutdownSignal;
+
+    /// The wait of a graceful shutdown's grace period, `grace` at most, before the service
+    /// runtimes are stopped. By default the whole of `grace`; an implementation may end it
+    /// early, e.g. once no request is in flight.
+    fn grace_period(
+        &self,
+        grace: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
+        Box::pin(sleep(grace))
+    }
 }
 
 /// A Unix shutdown watcher that awaits for Unix signals.
@@ -237,7 +247,7 @@ impl Server {
     }
 
     #[cfg(unix)]
-    async fn main_loop(&self, run_args: RunArgs) -> ShutdownType {
+    async fn main_loop(&self, run_args: &RunArgs) -> ShutdownType {
         // waiting for exit signal
 
         self.execution_phase_watch
@@ -325,7 +335,7 @@ impl Server {
     }
 
     #[cfg(windows)]
-    async fn main_loop(&self, _run_args: RunArgs) -> ShutdownType {
+    async fn main_loop(&self, _run_args: &RunArgs) -> ShutdownType {
         // waiting for exit signal
 
         self.execution_phase_watch
@@ -367,6 +377,14 @@ impl Server {
     /// Panics and other events sentry captures will be sent to this DSN **only in release mode**
     pub fn set_sentry_config(&mut self, sentry_config: ClientOptions) {
         self.bootstrap.lock().set_sentry_config(Some(sentry_config));
+    }
+
+    /// Listen on an already bound (and listening) socket: a service listener whose address
+    /// is `bind` takes `fd` instead of binding (as it would take a socket inherited in an
+    /// upgrade). The server owns `fd` from now on.
+    #[cfg(unix)]
+    pub fn add_listen_fd(&self, bind: String, fd: std::os::unix::io::RawFd) {
+        self.listen_fds().lock().add(bind, fd);
     }
 
     /// Get the configured file descriptors for listening
@@ -787,11 +805,11 @@ impl Server {
         #[cfg(unix)]
         let shutdown_type = server_runtime
             .get_handle()
-            .block_on(self.main_loop(run_args));
+            .block_on(self.main_loop(&run_args));
         #[cfg(windows)]
         let shutdown_type = server_runtime
             .get_handle()
-            .block_on(self.main_loop(run_args));
+            .block_on(self.main_loop(&run_args));
 
         self.execution_phase_watch
             .send(ExecutionPhase::ShutdownStarted)
@@ -808,6 +826,13 @@ impl Server {
                 .grace_period_seconds
                 .unwrap_or(EXIT_TIMEOUT);
             info!("Graceful shutdown: grace period {}s starts", exit_timeout);
+            #[cfg(unix)]
+            server_runtime.get_handle().block_on(
+                run_args
+                    .shutdown_signal
+                    .grace_period(Duration::from_secs(exit_timeout)),
+            );
+            #[cfg(windows)]
             thread::sleep(Duration::from_secs(exit_timeout));
             info!("Graceful shutdown: grace period ends");
         }
