@@ -361,7 +361,12 @@ impl Prepared {
     /// Build the pingora server and run it until it stops (on the server's thread).
     fn run(self, stop: watch::Receiver<Option<Stop>>) {
         let store = Arc::clone(&self.store);
-        let config = Arc::clone(&store.load().config);
+        // Taken out of a state, never kept: a state held here would live (with its access
+        // log) as long as the server.
+        let (config, tally) = {
+            let state = store.load();
+            (Arc::clone(&state.config), Arc::clone(&state.tally))
+        };
         // The one writer of the live state; everything below that changes it sends it a
         // change.
         let (changes, inbox) = changes::channel();
@@ -398,6 +403,11 @@ impl Prepared {
         };
         let mut server = Server::new_with_opt_and_conf(opt, self.conf);
         for (addr, listener) in self.listeners {
+            // pingora's listeners are tokio's, which need a non-blocking socket.
+            if let Err(e) = listener.set_nonblocking(true) {
+                tracing::error!("cannot use the socket given for {addr}: {e}");
+                continue;
+            }
             server.add_listen_fd(addr.to_string(), listener.into_raw_fd());
         }
         server.bootstrap();
@@ -483,7 +493,7 @@ impl Prepared {
             "lifecycle",
             Lifecycle {
                 parts: Mutex::new(Some((writer, inbox, watching))),
-                tally: Arc::clone(&store.load().tally),
+                tally: Arc::clone(&tally),
             },
         );
         lifecycle.threads = Some(1);
@@ -493,7 +503,7 @@ impl Prepared {
             shutdown_signal: Box::new(ShutdownSignals {
                 process: signals,
                 stop,
-                tally: Arc::clone(&store.load().tally),
+                tally,
             }),
         });
         // Flush whichever access log is current; loggers replaced by a reload were flushed and

@@ -110,16 +110,15 @@ pub fn build(
 pub fn refresh(current: &RuntimeState) -> Result<RuntimeState, Vec<String>> {
     let listeners =
         edge::build(&current.config.listeners, &current.listeners).map_err(|e| vec![e])?;
-    Ok(RuntimeState {
-        loaded_at: current.loaded_at,
-        ..RuntimeState::new(
-            (*current.config).clone(),
-            current.generation,
-            Some(current),
-            Arc::clone(&current.access_log),
-            listeners,
-        )
-    })
+    let mut state = RuntimeState::new(
+        (*current.config).clone(),
+        current.generation,
+        Some(current),
+        Arc::clone(&current.access_log),
+        listeners,
+    );
+    state.loaded_at = current.loaded_at;
+    Ok(state)
 }
 
 /// One pool of the live state: its servers with their live state (`upstream::Pool`, pure), and

@@ -56,7 +56,7 @@ fn a_pool_follows_its_name_and_servers_that_stay_keep_their_state() {
     let dns = DnsServer::start();
     let (port, two, three) = two_mocks();
     dns.set_a("app.test", &["127.0.0.2"]);
-    let p = Proxy::start(&config(
+    let p = Proxy::spawn(&config(
         &dns,
         &format!("{{addr: \"app.test:{port}\", resolve: 500ms, weight: 2}}"),
         "",

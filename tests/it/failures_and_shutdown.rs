@@ -48,7 +48,7 @@ fn a_read_timeout_is_504_within_a_bounded_time() {
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let mock = Mock::start(|_| Action::slow("finished", Duration::from_millis(1500)));
-    let mut p = Proxy::start(&config(&mock.addr.to_string(), ""));
+    let mut p = Proxy::spawn(&config(&mock.addr.to_string(), ""));
     let addr = p.addr;
     let client = thread::spawn(move || get(addr, "/slow"));
     // Wait until the request is at the upstream, then ask the proxy to stop.
@@ -78,7 +78,7 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
 
 #[test]
 fn sigterm_with_nothing_in_flight_exits_at_once() {
-    let mut p = Proxy::start(&config("127.0.0.1:9", "shutdown_grace: 30s\n"));
+    let mut p = Proxy::spawn(&config("127.0.0.1:9", "shutdown_grace: 30s\n"));
     let start = Instant::now();
     p.signal("TERM");
     let status = p.wait_exit(Duration::from_secs(5)).expect("exited");

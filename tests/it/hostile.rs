@@ -33,9 +33,9 @@ fn reload_with(p: &Proxy, text: &str) -> (support::Response, Duration) {
 #[test]
 fn an_alias_bomb_is_refused_cheaply() {
     let mock = Mock::named("ok");
-    let p = Proxy::start(&base(&mock));
+    let p = Proxy::spawn(&base(&mock));
     assert_eq!(get(p.addr, "/").status, 200);
-    let before = peak_rss_kib(p.child.id());
+    let before = peak_rss_kib(p.pid());
     // "Billion laughs": nine levels of ten aliases each, under 1 KiB of YAML.
     let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
@@ -49,7 +49,7 @@ fn an_alias_bomb_is_refused_cheaply() {
     let (r, took) = reload_with(&p, &bomb);
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("too large"), "{}", r.text());
-    let grew_mib = peak_rss_kib(p.child.id()).saturating_sub(before) / 1024;
+    let grew_mib = peak_rss_kib(p.pid()).saturating_sub(before) / 1024;
     assert!(grew_mib < 50, "the refused file cost {grew_mib} MiB");
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert_eq!(get(p.addr, "/").status, 200);
@@ -58,7 +58,7 @@ fn an_alias_bomb_is_refused_cheaply() {
 #[test]
 fn a_huge_file_and_a_huge_value_are_refused_with_short_errors() {
     let mock = Mock::named("ok");
-    let p = Proxy::start(&base(&mock));
+    let p = Proxy::spawn(&base(&mock));
     let text = std::fs::read_to_string(&p.config_path).unwrap();
 
     // A 3 MB address: refused, and the answer quotes only the start of it.
@@ -125,7 +125,7 @@ fn an_edit_is_applied_while_the_config_directory_keeps_changing() {
 #[test]
 fn an_outage_answered_at_full_speed_writes_a_summary_not_a_line_per_request() {
     let slow = Mock::start(|_| support::Action::slow("late", Duration::from_secs(2)));
-    let p = Proxy::start(&format!(
+    let p = Proxy::spawn(&format!(
         "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 2\naccess_log: off\nwatch: false\nupstreams:\n  down:\n    servers: [{{addr: \"{}\"}}]\n    circuit_breaker: {{failures: 1, open_for: 60s}}\n  slow: {{servers: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{path: /slow, upstream: slow}}\n  - {{path: /, upstream: down}}\n",
         support::refused_addr(),
         slow.addr
@@ -207,12 +207,12 @@ fn an_idle_connection_flood_does_not_stop_service() {
 fn an_idle_keepalive_flood_at_the_connection_limit_leaves_service_up() {
     use std::io::{Read, Write};
     let mock = Mock::named("ok");
-    let p = Proxy::start(&base(&mock).replace(
+    let p = Proxy::spawn(&base(&mock).replace(
         "watch: false\n",
         "watch: false\nlimits: {max_connections: 200, keepalive_timeout: 60s}\n",
     ));
     support::raise_own_open_file_limit();
-    let rss_before = peak_rss_kib(p.child.id());
+    let rss_before = peak_rss_kib(p.pid());
     let mut idle = Vec::new();
     for _ in 0..600 {
         let mut s = std::net::TcpStream::connect(p.addr).unwrap();
@@ -254,7 +254,7 @@ fn an_idle_keepalive_flood_at_the_connection_limit_leaves_service_up() {
     assert!(open <= 200, "{open} of the flood still open past the limit");
     assert!(open >= 100, "only {open} of the flood kept open");
     // Coarse: 600 connections came and 200 stayed; far less than a request's state each.
-    let grown = peak_rss_kib(p.child.id()).saturating_sub(rss_before);
+    let grown = peak_rss_kib(p.pid()).saturating_sub(rss_before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     assert_eq!(get(p.addr, "/").status, 200);
 }

@@ -29,6 +29,15 @@ fn start(text: &str) -> Proxy {
     )
 }
 
+/// [`start`] as a process of its own (signals, its files).
+fn spawn(text: &str) -> Proxy {
+    Proxy::spawn(
+        &text
+            .replace("LISTEN", "{listen}")
+            .replace("ADMIN", "{admin}"),
+    )
+}
+
 /// Rewrite the running proxy's config file (the same addresses), as an editor would: write a
 /// new file and rename it over the old one.
 fn rewrite(p: &Proxy, text: &str) {
@@ -63,7 +72,7 @@ fn post_reload(p: &Proxy) -> support::Response {
 #[test]
 fn a_changed_file_sighup_and_post_reload_each_apply_a_new_config() {
     let (a, b, c) = (Mock::named("a"), Mock::named("b"), Mock::named("c"));
-    let p = start(&config(&[(&a, 1)], ""));
+    let p = spawn(&config(&[(&a, 1)], ""));
     assert_eq!(generation(&p), 1);
     assert_eq!(get(p.addr, "/").text(), "a");
 
@@ -548,7 +557,7 @@ fn after_a_reload_moves_the_access_log_every_line_reaches_the_new_file() {
             &format!("access_log: \"{}\"", path.display()),
         )
     };
-    let p = start(&with_log(&first));
+    let p = spawn(&with_log(&first));
     for i in 0..5 {
         assert_eq!(get(p.addr, &format!("/first/{i}")).status, 200);
     }
@@ -570,7 +579,7 @@ fn after_a_reload_moves_the_access_log_every_line_reaches_the_new_file() {
     }
     // The first log is closed once no request uses the configuration that had it.
     let open_files = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", p.pid()))
             .map(|d| {
                 d.flatten()
                     .filter_map(|e| std::fs::read_link(e.path()).ok())
@@ -607,7 +616,7 @@ fn sigusr1_and_a_reload_reopen_a_rotated_access_log() {
     let mock = Mock::named("ok");
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("access.log");
-    let p = start(&config(&[(&mock, 1)], "watch: false\n").replace(
+    let p = spawn(&config(&[(&mock, 1)], "watch: false\n").replace(
         "access_log: off",
         &format!("access_log: \"{}\"", log.display()),
     ));

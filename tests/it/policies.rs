@@ -7,10 +7,19 @@ use std::io::Read;
 use std::time::Duration;
 use support::{Action, Mock, Proxy, get, metric, refused_addr, request, wait_until};
 
-fn start(routes: &str, upstreams: &str, extra: &str) -> Proxy {
-    Proxy::start(&format!(
+fn config(routes: &str, upstreams: &str, extra: &str) -> String {
+    format!(
         "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\n{extra}upstreams:\n{upstreams}routes:\n{routes}"
-    ))
+    )
+}
+
+fn start(routes: &str, upstreams: &str, extra: &str) -> Proxy {
+    Proxy::start(&config(routes, upstreams, extra))
+}
+
+/// [`start`] as a process of its own (its access log on stdout).
+fn spawn(routes: &str, upstreams: &str, extra: &str) -> Proxy {
+    Proxy::spawn(&config(routes, upstreams, extra))
 }
 
 fn pool(name: &str, mock: &Mock) -> String {
@@ -102,7 +111,7 @@ fn headers_are_set_and_removed_both_ways_errors_included() {
 #[test]
 fn denied_clients_get_403_and_reach_nothing() {
     let app = Mock::named("app");
-    let p = start(
+    let p = spawn(
         "  - {name: internal, path: /internal/, upstream: app, allow: [\"10.0.0.0/8\"]}\n  - {name: blocked, path: /blocked/, upstream: app, allow: [\"127.0.0.0/8\"], deny: [\"127.0.0.1/32\"]}\n  - {name: open, path: /, upstream: app, allow: [\"127.0.0.1\"]}\n",
         &pool("app", &app),
         "",

@@ -334,7 +334,7 @@ fn health_checks_take_a_server_out_and_bring_it_back() {
 fn killing_one_of_three_servers_under_load_fails_no_request() {
     let mocks: Vec<Mock> = (0..3).map(|i| Mock::named(&format!("s{i}"))).collect();
     let servers: Vec<String> = mocks.iter().map(|m| m.addr.to_string()).collect();
-    let p = Arc::new(Proxy::start(&pool(&servers, "")));
+    let p = Arc::new(Proxy::spawn(&pool(&servers, "")));
     let stop_at = Instant::now() + Duration::from_millis(2000);
     let clients: Vec<_> = (0..8)
         .map(|_| {

@@ -13,7 +13,7 @@ use support::{Mock, Proxy, get};
 #[test]
 fn requests_in_a_loop_see_no_error_during_an_upgrade() {
     let mock = Mock::named("ok");
-    let mut old = Proxy::start(&format!(
+    let mut old = Proxy::spawn(&format!(
         "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 1\naccess_log: off\nshutdown_grace: 10s\nupstreams:\n  app: {{servers: [{{addr: \"{}\"}}]}}\n",
         mock.addr
     ));

@@ -524,26 +524,99 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A switchyard under test: in this process (`Proxy::start`, a `switchyard::server` on
+/// listeners bound here to port 0), or a process of its own (`Proxy::spawn`) where a test needs
+/// what only a process has: signals, its exit, its stderr and stdout, its memory and files.
 pub struct Proxy {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-    pub child: Child,
+    run: Run,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
+}
+
+enum Run {
+    Process(Child),
+    InProcess(Option<switchyard::server::Handle>),
 }
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_switchyard")
 }
 
+fn bind_loopback() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
 impl Proxy {
-    /// Start switchyard with `config`, in which `{listen}` and `{admin}` are replaced by free
-    /// loopback addresses. Waits until both listeners answer.
+    /// Start switchyard in this process with `config`, in which `{listen}` and `{admin}` are
+    /// replaced by loopback addresses bound here (port 0, so no other test can take them).
+    /// Without an `access_log` line the access log is off (stdout is the test runner's).
     pub fn start(config: &str) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let (listen, admin) = (bind_loopback(), bind_loopback());
+        let (addr, admin_addr) = (listen.local_addr().unwrap(), admin.local_addr().unwrap());
+        let mut text = config
+            .replace("{listen}", &addr.to_string())
+            .replace("{admin}", &admin_addr.to_string());
+        if !text.contains("access_log") {
+            text.push_str("\naccess_log: off\n");
+        }
+        let config_path = dir.path().join("switchyard.yaml");
+        std::fs::write(&config_path, text).unwrap();
+        let handle = switchyard::server::start(switchyard::server::Options {
+            config_path: &config_path,
+            upgrade: false,
+            listeners: vec![listen, admin],
+            signals: false,
+        })
+        .unwrap_or_else(|e| panic!("switchyard did not start: {e:#}"));
+        let p = Proxy {
+            addr,
+            admin: admin_addr,
+            run: Run::InProcess(Some(handle)),
+            dir,
+            config_path,
+        };
+        // The sockets accept at once; wait until the services serve them.
+        wait_until("the admin port answers", Duration::from_secs(15), || {
+            request_within(p.admin, "/healthz", Duration::from_secs(1))
+                .is_some_and(|r| r.status == 200)
+        });
+        p
+    }
+
+    /// The in-process server's handle (`None` for a process, or once stopped).
+    pub fn handle(&self) -> Option<&switchyard::server::Handle> {
+        match &self.run {
+            Run::InProcess(h) => h.as_ref(),
+            Run::Process(_) => None,
+        }
+    }
+
+    /// Stop the in-process server gracefully and wait until it has stopped; `false` if that
+    /// took longer than `timeout`.
+    pub fn stop_gracefully(&mut self, timeout: Duration) -> bool {
+        let Run::InProcess(h) = &mut self.run else {
+            panic!("stop_gracefully is for in-process servers; signal a spawned one");
+        };
+        let Some(handle) = h.take() else { return true };
+        handle.stop(switchyard::server::Stop::Graceful);
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            handle.wait();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Start switchyard as a process of its own with `config`, in which `{listen}` and
+    /// `{admin}` are replaced by free loopback addresses. Waits until both listeners answer.
+    pub fn spawn(config: &str) -> Proxy {
         Proxy::start_with_open_files(config, None)
     }
 
-    /// [`Proxy::start`] with the process's open-file limit (soft and hard) set to `limit`.
+    /// [`Proxy::spawn`] with the process's open-file limit (soft and hard) set to `limit`.
     pub fn start_with_open_files(config: &str, limit: Option<u64>) -> Proxy {
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
@@ -584,7 +657,7 @@ impl Proxy {
             let mut p = Proxy {
                 addr: listen.parse().unwrap(),
                 admin: admin.parse().unwrap(),
-                child,
+                run: Run::Process(child),
                 dir,
                 config_path,
             };
@@ -596,10 +669,25 @@ impl Proxy {
         panic!("switchyard did not start");
     }
 
+    /// The process of a spawned switchyard.
+    pub fn child(&mut self) -> &mut Child {
+        match &mut self.run {
+            Run::Process(c) => c,
+            Run::InProcess(_) => panic!("an in-process server has no process: use Proxy::spawn"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        match &self.run {
+            Run::Process(c) => c.id(),
+            Run::InProcess(_) => panic!("an in-process server has no process: use Proxy::spawn"),
+        }
+    }
+
     fn wait_ready(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.child().try_wait() {
                 return false;
             }
             let admin_ok =
@@ -614,18 +702,24 @@ impl Proxy {
         false
     }
 
+    /// A spawned switchyard's stderr so far (an in-process one logs nowhere).
     pub fn stderr(&self) -> String {
+        if let Run::InProcess(_) = self.run {
+            return "(an in-process server: no stderr; use Proxy::spawn)".to_string();
+        }
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
+    /// A spawned switchyard's stdout so far.
     pub fn stdout(&self) -> String {
+        self.pid();
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
+            .arg(self.pid().to_string())
             .status()
             .unwrap();
         assert!(status.success());
@@ -635,7 +729,7 @@ impl Proxy {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child().try_wait() {
                 return Some(status);
             }
             thread::sleep(Duration::from_millis(20));
@@ -652,8 +746,14 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.run {
+            Run::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            // Dropping the handle stops the server and waits for it.
+            Run::InProcess(handle) => drop(handle.take()),
+        }
     }
 }
 
