@@ -8,7 +8,7 @@
 //! and answers whoever asked. Nothing else stores into the `Store`; the senders only read it.
 //!
 //! This module is a leaf (it names no other module of the crate), so the sources (`discovery`,
-//! `admin`, `lifecycle`) and the writer (`reload`) depend on it and not on each other.
+//! `admin`, `server`'s signal thread) and the writer (`reload`) depend on it and not on each other.
 
 use tokio::sync::mpsc;
 

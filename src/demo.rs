@@ -129,27 +129,35 @@ pub fn run_demo_app(listen: &str, name: &str) -> anyhow::Result<()> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("cannot listen on {listen}"))?;
-    // Exit when the parent goes away (our stdin closes).
-    std::thread::spawn(|| {
+    // Return (and exit) when the parent goes away: our stdin closes.
+    let (gone, parent_gone) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
         let mut sink = [0u8; 64];
         while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-        std::process::exit(0);
+        let _ = gone.send(());
     });
     let body = format!(
         "{{\"message\":\"Hello from {name}\",\"server\":\"{name}\",\"pid\":{}}}",
         std::process::id()
     );
     rt.block_on(async move {
-        loop {
-            let Ok((conn, _)) = listener.accept().await else {
-                continue;
-            };
-            let body = body.clone();
-            tokio::spawn(async move {
-                let _ = serve_connection(conn, body.as_bytes()).await;
-            });
+        let serve = async {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    continue;
+                };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let _ = serve_connection(conn, body.as_bytes()).await;
+                });
+            }
+        };
+        tokio::select! {
+            () = serve => {}
+            _ = parent_gone => {}
         }
-    })
+    });
+    Ok(())
 }
 
 async fn serve_connection(mut conn: tokio::net::TcpStream, body: &[u8]) -> std::io::Result<()> {

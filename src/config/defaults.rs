@@ -24,7 +24,7 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Per worker, as nginx's `keepalive N` (see `run.rs` for why 64 and not fewer).
+/// Per worker, as nginx's `keepalive N` (see `server.rs` for why 64 and not fewer).
 pub const KEEPALIVE_IDLE: u32 = 64;
 pub const KEEPALIVE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const WEIGHT: u32 = 1;

@@ -9,7 +9,7 @@
 //! HTTP/2 server.
 //!
 //! On a TLS listener the handshake comes first (within `limits.header_read_timeout`), then ALPN
-//! decides: `h2` goes to pingora's HTTP/2 server (whose own limits apply: see `run.rs`), anything
+//! decides: `h2` goes to pingora's HTTP/2 server (whose own limits apply: see `server.rs`), anything
 //! else to the HTTP/1 guard as on a plain listener. A `redirect_https` listener's requests are
 //! answered by [`Redirect`] without reaching the proxy.
 
