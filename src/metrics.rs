@@ -20,117 +20,188 @@ use prometheus::{Encoder, Registry};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// (name, help, type, labels) of every series family, in the order they are defined.
-const FAMILIES: [(&str, &str, MetricType, &[&str]); 19] = [
+/// The series families, in the order of [`FAMILIES`] (and of the exposition).
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    /// `switchyard_requests_total`
+    Requests,
+    /// `switchyard_request_duration_seconds`
+    RequestDuration,
+    /// `switchyard_upstream_attempts_total`
+    Attempts,
+    /// `switchyard_upstream_in_flight`
+    InFlight,
+    /// `switchyard_retries_total`
+    Retries,
+    /// `switchyard_retries_over_budget_total`
+    RetriesOverBudget,
+    /// `switchyard_circuit_breaker_state`
+    BreakerState,
+    /// `switchyard_circuit_breaker_transitions_total`
+    BreakerTransitions,
+    /// `switchyard_upstream_healthy`
+    Healthy,
+    /// `switchyard_no_server_total`
+    NoServer,
+    /// `switchyard_config_reloads_total`
+    Reloads,
+    /// `switchyard_config_generation`
+    Generation,
+    /// `switchyard_config_last_reload_success_timestamp_seconds`
+    LastReloadSuccess,
+    /// `switchyard_tls_handshakes_total`
+    TlsHandshakes,
+    /// `switchyard_tls_certificate_expiry_timestamp_seconds`
+    CertificateExpiry,
+    /// `switchyard_downstream_requests_total`
+    DownstreamRequests,
+    /// `switchyard_route_rejections_total`
+    RouteRejections,
+    /// `switchyard_dns_resolutions_total`
+    DnsResolutions,
+    /// `switchyard_upstream_servers`
+    UpstreamServers,
+}
+
+/// The series of each family gathered during one scrape.
+struct Series([Vec<Metric>; 19]);
+
+impl Series {
+    fn push(&mut self, family: Family, m: Metric) {
+        self.0[family as usize].push(m);
+    }
+}
+
+/// (name, help, type, labels) of every series family, in [`Family`] order.
+const FAMILIES: [(Family, &str, &str, MetricType, &[&str]); 19] = [
     (
+        Family::Requests,
         "switchyard_requests_total",
         "Requests answered, by upstream and the status sent to the client",
         MetricType::COUNTER,
         &["upstream", "code"],
     ),
     (
+        Family::RequestDuration,
         "switchyard_request_duration_seconds",
         "Time from the request head to the end of the response, per upstream",
         MetricType::HISTOGRAM,
         &["upstream"],
     ),
     (
+        Family::Attempts,
         "switchyard_upstream_attempts_total",
         "Attempts sent to servers, by outcome",
         MetricType::COUNTER,
         &["upstream", "server", "outcome"],
     ),
     (
+        Family::InFlight,
         "switchyard_upstream_in_flight",
         "Requests in flight to a server",
         MetricType::GAUGE,
         &["upstream", "server"],
     ),
     (
+        Family::Retries,
         "switchyard_retries_total",
         "Retries made, by the failure that caused them",
         MetricType::COUNTER,
         &["upstream", "reason"],
     ),
     (
+        Family::RetriesOverBudget,
         "switchyard_retries_over_budget_total",
         "Retries not made because the retry budget was spent",
         MetricType::COUNTER,
         &["upstream"],
     ),
     (
+        Family::BreakerState,
         "switchyard_circuit_breaker_state",
         "1 for the current breaker state of a server, 0 for the others",
         MetricType::GAUGE,
         &["upstream", "server", "state"],
     ),
     (
+        Family::BreakerTransitions,
         "switchyard_circuit_breaker_transitions_total",
         "Breaker state changes, by the state entered",
         MetricType::COUNTER,
         &["upstream", "server", "to"],
     ),
     (
+        Family::Healthy,
         "switchyard_upstream_healthy",
         "1 while a server passes its health checks",
         MetricType::GAUGE,
         &["upstream", "server"],
     ),
     (
+        Family::NoServer,
         "switchyard_no_server_total",
         "503 answers because no server of the pool was eligible",
         MetricType::COUNTER,
         &["upstream"],
     ),
     (
+        Family::Reloads,
         "switchyard_config_reloads_total",
         "Config reloads, by result",
         MetricType::COUNTER,
         &["result"],
     ),
     (
+        Family::Generation,
         "switchyard_config_generation",
         "Generation of the running config (1 at start)",
         MetricType::GAUGE,
         &[],
     ),
     (
+        Family::LastReloadSuccess,
         "switchyard_config_last_reload_success_timestamp_seconds",
         "Unix time of the last successful config load",
         MetricType::GAUGE,
         &[],
     ),
     (
+        Family::TlsHandshakes,
         "switchyard_tls_handshakes_total",
         "TLS handshakes with clients, by result",
         MetricType::COUNTER,
         &["result"],
     ),
     (
+        Family::CertificateExpiry,
         "switchyard_tls_certificate_expiry_timestamp_seconds",
         "Unix time at which a served certificate expires, by certificate file",
         MetricType::GAUGE,
         &["cert"],
     ),
     (
+        Family::DownstreamRequests,
         "switchyard_downstream_requests_total",
         "Client requests, by protocol",
         MetricType::COUNTER,
         &["protocol"],
     ),
     (
+        Family::RouteRejections,
         "switchyard_route_rejections_total",
         "Requests a route refused, by reason",
         MetricType::COUNTER,
         &["route", "reason"],
     ),
     (
+        Family::DnsResolutions,
         "switchyard_dns_resolutions_total",
         "DNS lookups of server entries with `resolve`, by result",
         MetricType::COUNTER,
         &["upstream", "name", "result"],
     ),
     (
+        Family::UpstreamServers,
         "switchyard_upstream_servers",
         "Servers in the pool now (configured and found in DNS)",
         MetricType::GAUGE,
@@ -149,7 +220,7 @@ impl StateCollector {
     pub fn new(store: Store, reloads: Arc<ReloadStats>) -> StateCollector {
         let descs = FAMILIES
             .iter()
-            .map(|(name, help, _, labels)| {
+            .map(|(_, name, help, _, labels)| {
                 Desc::new(
                     name.to_string(),
                     help.to_string(),
@@ -244,14 +315,17 @@ fn histogram(pairs: &[(&str, &str)], s: &HistogramSnapshot) -> Metric {
 }
 
 /// The series of one pool's counters (`name` "" for requests that matched no route).
-fn pool_series(out: &mut [Vec<Metric>; 19], name: &str, stats: &PoolStats, retry_on: &[String]) {
+fn pool_series(out: &mut Series, name: &str, stats: &PoolStats, retry_on: &[String]) {
     for (status, n) in stats.statuses.nonzero() {
-        out[0].push(counter(
-            &[("upstream", name), ("code", &status.to_string())],
-            n,
-        ));
+        out.push(
+            Family::Requests,
+            counter(&[("upstream", name), ("code", &status.to_string())], n),
+        );
     }
-    out[1].push(histogram(&[("upstream", name)], &stats.duration.snapshot()));
+    out.push(
+        Family::RequestDuration,
+        histogram(&[("upstream", name)], &stats.duration.snapshot()),
+    );
     // Every reason listed in `retry.on` has a series from the start; others once counted.
     let mut reasons: Vec<(String, u64)> = stats
         .retries
@@ -264,22 +338,25 @@ fn pool_series(out: &mut [Vec<Metric>; 19], name: &str, stats: &PoolStats, retry
         }
     }
     for (reason, n) in reasons {
-        out[4].push(counter(&[("upstream", name), ("reason", &reason)], n));
+        out.push(
+            Family::Retries,
+            counter(&[("upstream", name), ("reason", &reason)], n),
+        );
     }
 }
 
 /// Handshakes, certificate expiry and requests by protocol (SPEC §6).
-fn edge_series(out: &mut [Vec<Metric>; 19], state: &RuntimeState) {
+fn edge_series(out: &mut Series, state: &RuntimeState) {
     use std::sync::atomic::Ordering::Relaxed;
     let e = &state.edge;
-    out[13].push(counter(
-        &[("result", "success")],
-        e.handshakes_ok.load(Relaxed),
-    ));
-    out[13].push(counter(
-        &[("result", "failure")],
-        e.handshakes_failed.load(Relaxed),
-    ));
+    out.push(
+        Family::TlsHandshakes,
+        counter(&[("result", "success")], e.handshakes_ok.load(Relaxed)),
+    );
+    out.push(
+        Family::TlsHandshakes,
+        counter(&[("result", "failure")], e.handshakes_failed.load(Relaxed)),
+    );
     let mut seen = std::collections::HashSet::new();
     for cert in state.certificates() {
         let path = cert.cert_path.display().to_string();
@@ -288,14 +365,17 @@ fn edge_series(out: &mut [Vec<Metric>; 19], state: &RuntimeState) {
                 .not_after
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            out[14].push(gauge(&[("cert", &path)], at));
+            out.push(Family::CertificateExpiry, gauge(&[("cert", &path)], at));
         }
     }
-    out[15].push(counter(
-        &[("protocol", "http/1.1")],
-        e.requests_h1.sum() as u64,
-    ));
-    out[15].push(counter(&[("protocol", "h2")], e.requests_h2.sum() as u64));
+    out.push(
+        Family::DownstreamRequests,
+        counter(&[("protocol", "http/1.1")], e.requests_h1.sum() as u64),
+    );
+    out.push(
+        Family::DownstreamRequests,
+        counter(&[("protocol", "h2")], e.requests_h2.sum() as u64),
+    );
 }
 
 impl Collector for StateCollector {
@@ -306,77 +386,101 @@ impl Collector for StateCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let state: Arc<RuntimeState> = self.store.load_full();
         let now = Instant::now();
-        let mut out: [Vec<Metric>; 19] = Default::default();
+        let mut out = Series(Default::default());
         for pool in &state.pools {
             let name = pool.name.as_str();
             pool_series(&mut out, name, &pool.stats, &pool.config.retry.on.names());
-            out[5].push(counter(
-                &[("upstream", name)],
-                pool.stats.retries_over_budget(),
-            ));
-            out[9].push(counter(&[("upstream", name)], pool.stats.no_server()));
+            out.push(
+                Family::RetriesOverBudget,
+                counter(&[("upstream", name)], pool.stats.retries_over_budget()),
+            );
+            out.push(
+                Family::NoServer,
+                counter(&[("upstream", name)], pool.stats.no_server()),
+            );
             for s in &pool.servers {
                 let addr = s.config.addr.as_str();
                 let st = &s.stats;
                 for (outcome, n) in OUTCOMES.iter().zip(st.outcomes()) {
-                    out[2].push(counter(
-                        &[("upstream", name), ("server", addr), ("outcome", outcome)],
-                        n,
-                    ));
+                    out.push(
+                        Family::Attempts,
+                        counter(
+                            &[("upstream", name), ("server", addr), ("outcome", outcome)],
+                            n,
+                        ),
+                    );
                 }
-                out[3].push(gauge(
-                    &[("upstream", name), ("server", addr)],
-                    f64::from(st.in_flight()),
-                ));
+                out.push(
+                    Family::InFlight,
+                    gauge(
+                        &[("upstream", name), ("server", addr)],
+                        f64::from(st.in_flight()),
+                    ),
+                );
                 let current = st.breaker.state(now);
                 for b in BreakerState::ALL {
                     let l = [("upstream", name), ("server", addr), ("state", b.as_str())];
-                    out[6].push(gauge(&l, f64::from(u8::from(b == current))));
+                    out.push(
+                        Family::BreakerState,
+                        gauge(&l, f64::from(u8::from(b == current))),
+                    );
                     let l = [("upstream", name), ("server", addr), ("to", b.as_str())];
-                    out[7].push(counter(&l, st.transitions(b)));
+                    out.push(Family::BreakerTransitions, counter(&l, st.transitions(b)));
                 }
-                out[8].push(gauge(
-                    &[("upstream", name), ("server", addr)],
-                    f64::from(u8::from(st.is_healthy())),
-                ));
+                out.push(
+                    Family::Healthy,
+                    gauge(
+                        &[("upstream", name), ("server", addr)],
+                        f64::from(u8::from(st.is_healthy())),
+                    ),
+                );
             }
         }
         if state.no_route.duration.snapshot().count > 0 {
             pool_series(&mut out, "", &state.no_route, &[]);
         }
         let (ok, failed) = self.reloads.counts();
-        out[10].push(counter(&[("result", "success")], ok));
-        out[10].push(counter(&[("result", "failure")], failed));
-        out[11].push(gauge(&[], state.generation as f64));
-        out[12].push(gauge(&[], self.reloads.last_success_unix()));
+        out.push(Family::Reloads, counter(&[("result", "success")], ok));
+        out.push(Family::Reloads, counter(&[("result", "failure")], failed));
+        out.push(Family::Generation, gauge(&[], state.generation as f64));
+        out.push(
+            Family::LastReloadSuccess,
+            gauge(&[], self.reloads.last_success_unix()),
+        );
         edge_series(&mut out, &state);
         for (pool, name, ok, failed, empty) in state.discovery.counts() {
             for (result, n) in [("success", ok), ("failure", failed), ("empty", empty)] {
-                out[17].push(counter(
-                    &[("upstream", &pool), ("name", &name), ("result", result)],
-                    n,
-                ));
+                out.push(
+                    Family::DnsResolutions,
+                    counter(
+                        &[("upstream", &pool), ("name", &name), ("result", result)],
+                        n,
+                    ),
+                );
             }
         }
         for pool in &state.pools {
-            out[18].push(gauge(
-                &[("upstream", &pool.name)],
-                pool.servers.len() as f64,
-            ));
+            out.push(
+                Family::UpstreamServers,
+                gauge(&[("upstream", &pool.name)], pool.servers.len() as f64),
+            );
         }
         for route in &state.routes {
             for why in Rejection::ALL {
-                out[16].push(counter(
-                    &[("route", &route.name), ("reason", why.as_str())],
-                    route.rejections.get(why),
-                ));
+                out.push(
+                    Family::RouteRejections,
+                    counter(
+                        &[("route", &route.name), ("reason", why.as_str())],
+                        route.rejections.get(why),
+                    ),
+                );
             }
         }
 
         FAMILIES
             .iter()
-            .zip(out)
-            .map(|((name, help, ty, _), metrics)| {
+            .zip(out.0)
+            .map(|((_, name, help, ty, _), metrics)| {
                 let mut f = MetricFamily::default();
                 f.set_name(name.to_string());
                 f.set_help(help.to_string());
@@ -385,5 +489,17 @@ impl Collector for StateCollector {
                 f
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_is_at_its_own_index() {
+        for (i, f) in FAMILIES.iter().enumerate() {
+            assert_eq!(f.0 as usize, i, "{} is out of place in FAMILIES", f.1);
+        }
     }
 }

@@ -182,13 +182,41 @@ impl ShutdownSignalWatch for ShutdownSignals {
 }
 
 /// Fail early, with a clear message, when a listen address is taken (pingora would panic).
-fn check_bindable(config: &Config, given: &[SocketAddr]) -> anyhow::Result<()> {
+fn check_bindable(config: &Config) -> anyhow::Result<()> {
     for addr in config
         .listen_addrs()
         .chain(std::iter::once(config.admin_listen))
-        .filter(|a| !given.contains(a))
     {
-        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    }
+    Ok(())
+}
+
+/// pingora's listen backlog (`LISTENER_BACKLOG`), for the sockets bound here too.
+const LISTEN_BACKLOG: libc::c_int = 65535;
+
+/// Bind every address of the config (`listen`, `admin.listen`) that `listeners` has no
+/// socket for, and give every socket pingora's backlog.
+fn bind_missing(
+    config: &Config,
+    listeners: &mut Vec<(SocketAddr, TcpListener)>,
+) -> anyhow::Result<()> {
+    for addr in config
+        .listen_addrs()
+        .chain(std::iter::once(config.admin_listen))
+    {
+        if listeners.iter().any(|(a, _)| *a == addr) {
+            continue;
+        }
+        let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push((addr, l));
+    }
+    for (_, l) in listeners.iter() {
+        // SAFETY: `listen` on a socket this function's caller owns, already listening: it
+        // only raises the backlog (std binds with a smaller one).
+        unsafe {
+            libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(l), LISTEN_BACKLOG);
+        }
     }
     Ok(())
 }
@@ -291,15 +319,22 @@ fn prepare(opts: Options<'_>) -> anyhow::Result<Prepared> {
         }
     };
     let config = Arc::clone(&initial.config);
-    let listeners = opts
+    let mut listeners = opts
         .listeners
         .into_iter()
         .map(|l| Ok((l.local_addr()?, l)))
         .collect::<std::io::Result<Vec<_>>>()
         .context("a listener given has no address")?;
-    if !opts.upgrade {
-        let given: Vec<SocketAddr> = listeners.iter().map(|(a, _)| *a).collect();
-        check_bindable(&config, &given)?;
+    if opts.upgrade {
+        // The running process's sockets are taken over.
+    } else if listeners.is_empty() {
+        // The binary: pingora binds (with its socket options), after this check that makes a
+        // taken address a clear error (pingora would panic).
+        check_bindable(&config)?;
+    } else {
+        // A library caller that bound some sockets: the others are bound here too, so every
+        // one listens from the moment `start` returns.
+        bind_missing(&config, &mut listeners)?;
     }
     // Servers followed in DNS are looked up once before serving; a name that does not resolve
     // yet leaves its entry empty (a warning), and the discovery service keeps asking.

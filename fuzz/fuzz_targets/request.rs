@@ -14,13 +14,6 @@ use std::time::{Duration, Instant};
 static PROXY: OnceLock<SocketAddr> = OnceLock::new();
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// An upstream that answers each request head with a short 200 and closes.
 fn upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
@@ -62,8 +55,10 @@ fn proxy() -> SocketAddr {
             std::process::abort();
         }));
         let up = upstream();
-        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
-        let admin = format!("127.0.0.1:{}", free_port());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listen: SocketAddr = listener.local_addr().expect("address");
+        let admin_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let admin = admin_listener.local_addr().expect("address");
         let dir = std::env::temp_dir().join(format!("switchyard-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("switchyard.yaml");
@@ -74,12 +69,15 @@ fn proxy() -> SocketAddr {
             ),
         )
         .expect("write config");
-        std::thread::spawn(move || {
-            let _ = switchyard::run::run(switchyard::run::RunOptions {
-                config_path: &path,
-                upgrade: false,
-            });
-        });
+        let server = switchyard::server::start(switchyard::server::Options {
+            config_path: &path,
+            upgrade: false,
+            listeners: vec![listener, admin_listener],
+            signals: false,
+        })
+        .expect("switchyard starts");
+        // Serves for the whole fuzzing run: never stopped.
+        std::mem::forget(server);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(listen).is_err() {
             assert!(Instant::now() < deadline, "switchyard did not start");

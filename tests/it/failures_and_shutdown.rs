@@ -89,3 +89,24 @@ fn sigterm_with_nothing_in_flight_exits_at_once() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_graceful_stop_of_an_in_process_server_finishes_the_request_in_flight_then_returns() {
+    let mock = Mock::start(|_| Action::slow("finished", Duration::from_millis(800)));
+    let mut p = Proxy::start(&config(&mock.addr.to_string(), "shutdown_grace: 20s\n"));
+    let addr = p.addr;
+    let client = thread::spawn(move || get(addr, "/slow"));
+    support::wait_until(
+        "the request at the upstream",
+        Duration::from_secs(5),
+        || mock.hits() == 1,
+    );
+    let asked = Instant::now();
+    // `Handle::stop(Graceful)` and `Handle::wait`: the server returns once the request is
+    // answered, not after the 20 s grace period.
+    assert!(p.stop_gracefully(Duration::from_secs(10)), "still running");
+    let took = asked.elapsed();
+    let r = client.join().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "finished"));
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+}
