@@ -228,10 +228,10 @@ mod tests {
             }
         }
         let schema: serde_json::Value =
-            serde_json::from_str(&crate::config::file::json_schema()).unwrap();
+            serde_json::from_str(&crate::config::schema::json_schema()).unwrap();
         for d in TABLE {
             let keys: Vec<&str> = d.key.split('.').collect();
-            let at = crate::config::file::locate(&schema, "", &keys);
+            let at = crate::config::schema::locate(&schema, "", &keys);
             let at = at.unwrap_or_else(|| panic!("{} is not in the schema", d.key));
             assert_eq!(
                 schema.pointer(&at).unwrap()["default"],

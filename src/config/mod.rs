@@ -12,6 +12,7 @@ pub mod error;
 pub mod file;
 mod listen;
 mod route;
+pub mod schema;
 pub mod units;
 pub mod validate;
 pub mod yaml;
@@ -19,9 +20,9 @@ pub mod yaml;
 pub use admin_token::AdminToken;
 pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
-pub use file::json_schema;
 pub use listen::{Listener, ListenerKind, TlsListener, UpstreamTls};
 pub use route::{Access, HeaderOps, RateKey, RateLimit, RedirectTo, Rewrite, RoutePolicy};
+pub use schema::json_schema;
 pub use units::StatusRange;
 
 use http::HeaderName;

@@ -16,9 +16,9 @@
 
 use crate::admin::Admin;
 use crate::changes;
-use crate::changes::{Change, Changes, Inbox};
 use crate::config::{self, Config};
-use crate::lifecycle::Tally;
+mod tasks;
+
 use crate::metrics::Metrics;
 use crate::proxy::Switchyard;
 use crate::proxy::conns;
@@ -30,22 +30,18 @@ use crate::services::outage::OutageProber;
 use crate::state::{self, Store};
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{
-    RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch, UnixShutdownSignalWatch,
-};
-use pingora::services::background::BackgroundService;
+use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 use std::hash::{Hash, Hasher};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::io::IntoRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use tasks::{Lifecycle, ShutdownSignals, handle_signals};
 use tokio::sync::watch;
 
 /// Connections open at once on the admin port.
@@ -131,54 +127,6 @@ pub fn start(opts: Options<'_>) -> anyhow::Result<Handle> {
 pub fn run(opts: Options<'_>) -> anyhow::Result<()> {
     start(opts)?.wait();
     Ok(())
-}
-
-/// What the process's signals and [`Handle::stop`] ask of pingora, and the end of its grace
-/// period as soon as no request is in flight (vendor patch 9).
-struct ShutdownSignals {
-    process: bool,
-    stop: watch::Receiver<Option<Stop>>,
-    tally: Arc<Tally>,
-}
-
-#[async_trait]
-impl ShutdownSignalWatch for ShutdownSignals {
-    async fn recv(&self) -> ShutdownSignal {
-        let mut stop = self.stop.clone();
-        let asked = async move {
-            loop {
-                if let Some(how) = *stop.borrow_and_update() {
-                    return how;
-                }
-                if stop.changed().await.is_err() {
-                    // The handle is gone without a word: only a signal stops it now.
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        let how = if self.process {
-            tokio::select! {
-                signal = UnixShutdownSignalWatch.recv() => return signal,
-                how = asked => how,
-            }
-        } else {
-            asked.await
-        };
-        match how {
-            Stop::Graceful => ShutdownSignal::GracefulTerminate,
-            Stop::Fast => ShutdownSignal::FastShutdown,
-        }
-    }
-
-    fn grace_period(
-        &self,
-        grace: Duration,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
-        let tally = Arc::clone(&self.tally);
-        Box::pin(async move {
-            tally.drained(grace).await;
-        })
-    }
 }
 
 /// Fail early, with a clear message, when a listen address is taken (pingora would panic).
@@ -546,68 +494,4 @@ impl Prepared {
         store.load().access_log.shutdown();
         tracing::info!("switchyard stopped");
     }
-}
-
-/// The server's own tasks (see the module's notes), on the `lifecycle` service's runtime.
-struct Lifecycle {
-    parts: Mutex<Option<(reload::Writer, Inbox, Option<reload::Watching>)>>,
-    tally: Arc<Tally>,
-}
-
-#[async_trait]
-impl BackgroundService for Lifecycle {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        let parts = self.parts.lock().map(|mut p| p.take()).ok().flatten();
-        let Some((writer, inbox, watching)) = parts else {
-            return;
-        };
-        let watch = async {
-            if let Some(w) = watching {
-                w.run(shutdown.clone()).await;
-            }
-        };
-        tokio::join!(
-            writer.run(inbox, shutdown.clone()),
-            watch,
-            self.tally.failures.write_every_interval(shutdown.clone()),
-        );
-    }
-}
-
-/// `SIGHUP`: ask the state's writer for a reload; `SIGUSR1`: reopen the access log (nginx's
-/// `-s reopen`, for logrotate). On the thread `signals`, with a runtime of its own, so the
-/// streams exist before the listeners serve; it ends when the server is asked to stop.
-fn handle_signals(
-    changes: Changes,
-    store: Store,
-    mut stop: watch::Receiver<Option<Stop>>,
-) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let (mut hup, mut usr1) = rt.block_on(async {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::hangup())?,
-            signal(SignalKind::user_defined1())?,
-        ))
-    })?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                loop {
-                    tokio::select! {
-                        Some(()) = hup.recv() => changes.send(Change::Reload { trigger: "SIGHUP" }),
-                        Some(()) = usr1.recv() => {
-                            tracing::info!("SIGUSR1: reopening the access log");
-                            store.load().access_log.reopen();
-                        }
-                        _ = stop.changed() => return,
-                        else => return,
-                    }
-                }
-            })
-        })?;
-    Ok(())
 }
