@@ -1,27 +1,17 @@
-//! Per-request state: the snapshot of the configuration the request started with, its pool,
-//! and the attempt in progress.
-//!
-//! Each attempt ([`Attempt`]) holds the chosen server's in-flight count and, when its breaker is
-//! half-open, a trial slot; both are released when the attempt is replaced or the context is
-//! dropped, whichever way the request ends. Choosing the server and recording an attempt's
-//! outcome are the pool's ([`Pool::choose`], [`Pool::record`]); this file keeps the request's
-//! side of the bookkeeping and asks `retry.rs` whether a failed attempt goes on.
+//! Per-request state: the snapshot of the configuration the request started with, the route,
+//! and its attempts on the pool's servers ([`Attempts`], the one owner of the retry state).
 
-use super::retry;
-use crate::config::Outcome;
+use super::attempts::{Attempts, Failure, NoAttempt, Request};
 use crate::policy::{self, Rejection, RouteState};
 use crate::state::RuntimeState;
-use crate::upstream::{Attempt, Choice, InPool, Pool, Tried};
+use crate::upstream::Pool;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::compression::ResponseCompressionCtx;
 use pingora::protocols::tls::SslDigest;
 use pingora::proxy::Session;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// The least of the `retry.timeout` budget a retry must have left to be made.
-const MIN_RETRY_TIME: Duration = Duration::from_millis(50);
+use std::time::Instant;
 
 /// Per-request state.
 pub struct Ctx {
@@ -41,43 +31,15 @@ pub struct Ctx {
     pub(super) rejected: Option<Rejection>,
     /// The response's compression, on `compress` routes.
     pub(super) compress: Option<Box<ResponseCompressionCtx>>,
-    pub(super) in_pool: Option<InPool>,
-    /// End of the `retry.timeout` budget.
-    pub(super) deadline: Option<Instant>,
-    pub(super) attempt: Option<Attempt>,
-    /// The server of the last attempt, kept for the log after the attempt ends.
-    pub(super) server: Option<usize>,
-    pub(super) tried: Tried,
-    /// All attempts made (for the log).
-    pub(super) attempts: u32,
-    /// Attempts that count against `retry.tries`.
-    pub(super) tries_used: u32,
-    /// pingora may replay once on a stale keep-alive connection without counting a try.
-    pub(super) free_retry_used: bool,
-    pub(super) next_attempt_free: bool,
-    pub(super) last_failure: Option<Outcome>,
-    /// The current attempt was failed by one of our filters, which already recorded its
-    /// outcome and decided whether to retry.
-    pub(super) decided_retry: Option<bool>,
+    /// The request's attempts on its pool, once routed to one.
+    pub(super) attempts: Option<Attempts>,
     pub(super) request_id: Option<HeaderValue>,
-    /// Request body bytes seen by the current attempt.
-    pub(super) body_bytes: u64,
-    /// Whole seconds for `Retry-After` on a 503.
-    pub(super) retry_after: Option<u64>,
 }
 
 impl Drop for Ctx {
     fn drop(&mut self) {
         self.state.tally.end();
     }
-}
-
-/// Why no attempt could be started.
-pub(super) enum NoAttempt {
-    /// The first attempt found no eligible server: 503 with `Retry-After`.
-    NoServer,
-    /// A retry found no server left: the answer reflects the last real failure.
-    NoneLeft(u16),
 }
 
 impl Ctx {
@@ -126,28 +88,14 @@ impl Ctx {
             route: None,
             rejected: None,
             compress: None,
-            in_pool: None,
-            deadline: None,
-            attempt: None,
-            server: None,
-            tried: Tried::default(),
-            attempts: 0,
-            tries_used: 0,
-            free_retry_used: false,
-            next_attempt_free: false,
-            last_failure: None,
-            decided_retry: None,
+            attempts: None,
             request_id: None,
-            body_bytes: 0,
-            retry_after: None,
         }
     }
 
     /// Route the request to pool `index`: it counts among the pool's requests in flight from now.
     pub(super) fn enter_pool(&mut self, index: usize) {
-        let pool = &self.state.pools[index];
-        self.in_pool = Some(pool.stats.begin_request());
-        self.deadline = pool.config.retry.timeout.map(|t| self.started + t);
+        self.attempts = Some(Attempts::new(&self.state.pools[index].pool, self.started));
         self.pool = Some(index);
     }
 
@@ -156,106 +104,50 @@ impl Ctx {
         self.pool.map(|i| &*self.state.pools[i])
     }
 
+    /// The pool and the request's attempts on it, once routed.
+    fn on_pool(&mut self) -> Option<(&Pool, &mut Attempts)> {
+        let pool = &*self.state.pools[self.pool?];
+        Some((pool, self.attempts.as_mut()?))
+    }
+
     /// Start the next attempt on a server the pool chooses.
     pub(super) fn start_attempt(
         &mut self,
         now: Instant,
         hash_key: Option<&[u8]>,
     ) -> Result<usize, NoAttempt> {
-        self.attempt = None;
-        let Some(pool) = self.pool.map(|i| &self.state.pools[i]) else {
-            return Err(NoAttempt::NoServer);
-        };
-        let attempt = match pool.choose(now, hash_key, &self.tried) {
-            Choice::Server(a) => a,
-            Choice::NoServer { retry_after } if self.attempts == 0 => {
-                pool.stats.count_no_server();
-                self.retry_after = Some(retry_after.as_millis().div_ceil(1000).max(1) as u64);
-                return Err(NoAttempt::NoServer);
-            }
-            Choice::NoServer { .. } => {
-                let code = if self.last_failure == Some(Outcome::Timeout) {
-                    504
-                } else {
-                    502
-                };
-                return Err(NoAttempt::NoneLeft(code));
-            }
-        };
-        let i = attempt.server();
-        self.tried.insert(i);
-        self.server = Some(i);
-        self.attempt = Some(attempt);
-        self.attempts += 1;
-        if !std::mem::take(&mut self.next_attempt_free) {
-            // A replay after a stale keep-alive connection does not count as a try.
-            self.tries_used += 1;
-        }
-        Ok(i)
+        let (pool, attempts) = self.on_pool().ok_or(NoAttempt::NoServer)?;
+        attempts.start(pool, now, hash_key)
     }
 
-    /// Record the outcome of the current attempt (once): breaker and counters.
-    pub(super) fn finish_attempt(&mut self, outcome: Outcome) {
-        let (Some(pool), Some(a)) = (
-            self.pool.map(|i| &self.state.pools[i]),
-            self.attempt.as_mut(),
-        ) else {
-            return;
-        };
-        if pool.record(a, outcome, Instant::now()) && outcome != Outcome::Success {
-            self.last_failure = Some(outcome);
+    /// The current attempt's answer is not a failure.
+    pub(super) fn attempt_succeeded(&mut self) {
+        if let Some((pool, attempts)) = self.on_pool() {
+            attempts.succeeded(pool);
         }
     }
 
-    /// End the current attempt; one without an outcome frees its breaker trial slot.
-    pub(super) fn end_attempt(&mut self) {
-        self.attempt = None;
-    }
-
-    /// Whether the failed attempt is tried again; counts the retry or the refusal by budget.
-    pub(super) fn should_retry(
-        &mut self,
-        session: &Session,
-        outcome: Outcome,
-        request_sent: bool,
-    ) -> bool {
-        let (Some(pool), Some(in_pool)) = (
-            self.pool.map(|i| &self.state.pools[i]),
-            self.in_pool.as_mut(),
-        ) else {
-            return false;
-        };
-        let policy = &pool.config.retry;
-        let facts = retry::Attempted {
-            outcome,
-            tries_used: self.tries_used,
-            request_sent,
+    /// The current attempt failed: recorded against its server, and whether the request is
+    /// tried again (see [`Attempts::failed`]).
+    pub(super) fn attempt_failed(&mut self, session: &Session, failure: Failure) -> bool {
+        let req = Request {
             idempotent: session.req_header().method.is_idempotent(),
-            body_replayable: !session.as_ref().retry_buffer_truncated()
-                && self.body_bytes <= policy.buffer as u64,
+            buffer_truncated: session.as_ref().retry_buffer_truncated(),
             response_started: session.response_written().is_some(),
-            // A retry needs a useful part of the `retry.timeout` budget: one started with a
-            // sliver left (an attempt's capped timeout can fire a hair before the deadline)
-            // could only time out again, at another server's expense.
-            deadline_passed: self
-                .deadline
-                .is_some_and(|d| Instant::now() + MIN_RETRY_TIME >= d),
         };
-        if retry::decide(policy, &facts) != retry::Verdict::Retry {
-            return false;
+        self.on_pool()
+            .is_some_and(|(pool, attempts)| attempts.failed(pool, req, failure))
+    }
+
+    /// End the current attempt, if any; one without an outcome frees its breaker trial slot.
+    pub(super) fn end_attempt(&mut self) {
+        if let Some(a) = self.attempts.as_mut() {
+            a.end();
         }
-        // The budget guards servers against load multiplied by retries. A request whose
-        // connection failed reached no server, so sending it to another adds no load anywhere:
-        // such retries are not capped (a dead server would otherwise turn the first burst of
-        // refused connections into errors, before its breaker opens).
-        if !request_sent {
-            in_pool.count_free_retry(outcome);
-            return true;
-        }
-        let allowed = in_pool.try_retry(policy.budget_percent, outcome);
-        if !allowed {
-            tracing::debug!(upstream = %pool.name, "retry not made: the retry budget is spent");
-        }
-        allowed
+    }
+
+    /// `Retry-After` seconds for a 503 when no server was eligible.
+    pub(super) fn retry_after(&self) -> Option<u64> {
+        self.attempts.as_ref().and_then(Attempts::retry_after)
     }
 }

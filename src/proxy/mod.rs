@@ -2,7 +2,8 @@
 //!
 //! A request takes an `Arc` of the [`RuntimeState`](crate::state::RuntimeState) when its
 //! context is created and uses that snapshot to the end: routing, the pool, its servers and
-//! its policies. The per-request state and the bookkeeping of each attempt live in `ctx.rs`;
+//! its policies. The per-request state lives in `ctx.rs`, a request's attempts and their retry
+//! state in `attempts.rs`;
 //! which server an attempt goes to is the pool's choice (`crate::upstream::Pool::choose`).
 //!
 //! pingora's retry loop calls `upstream_peer` again when a failed attempt's error is marked
@@ -10,6 +11,7 @@
 //! been) make that call. A response status listed in `retry.on` fails its attempt in
 //! `upstream_response_filter`, before any byte of it reaches the client.
 
+mod attempts;
 pub mod chunk;
 pub mod conns;
 mod ctx;
@@ -26,12 +28,13 @@ mod route;
 use crate::access_log::Entry;
 use crate::config::{HashKey, Outcome};
 use crate::edge::{self, Serve};
-use crate::log_summary::Failure;
+use crate::log_summary::Failure as Tallied;
 use crate::policy::{self, Rejection};
 use crate::state::Store;
 use async_trait::async_trait;
+use attempts::{Failure, NoAttempt};
 use bytes::Bytes;
-use ctx::{Ctx, NoAttempt};
+use ctx::Ctx;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -150,13 +153,11 @@ impl ProxyHttp for Switchyard {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         ctx.end_attempt();
-        ctx.body_bytes = 0;
-        ctx.decided_retry = None;
-        let Some(pool_index) = ctx.pool else {
+        let (Some(pool_index), Some(attempts)) = (ctx.pool, ctx.attempts.as_ref()) else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
         };
         let now = Instant::now();
-        let remaining = ctx.deadline.map(|d| d.saturating_duration_since(now));
+        let remaining = attempts.remaining(now);
         if remaining.is_some_and(|r| r.is_zero()) {
             return Error::e_explain(ErrorType::HTTPStatus(504), "retry.timeout spent");
         }
@@ -211,10 +212,15 @@ impl ProxyHttp for Switchyard {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let outcome = retry::classify(&e);
-        ctx.finish_attempt(outcome);
         // Nothing of the request was sent: any method may go to the next server.
-        let again = ctx.should_retry(session, outcome, false);
+        let again = ctx.attempt_failed(
+            session,
+            Failure {
+                outcome: retry::classify(&e),
+                request_sent: false,
+                stale_connection: false,
+            },
+        );
         e.set_retry(again);
         e
     }
@@ -228,7 +234,7 @@ impl ProxyHttp for Switchyard {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if let Some(again) = ctx.decided_retry.take() {
+        if let Some(again) = ctx.attempts.as_mut().and_then(|a| a.take_decision()) {
             // upstream_response_filter failed this attempt and decided already.
             e.set_retry(again);
             return e;
@@ -239,25 +245,16 @@ impl ProxyHttp for Switchyard {
             e.set_retry(false);
             return e;
         }
-        let idempotent = session.req_header().method.is_idempotent();
-        if client_reused
-            && matches!(e.retry, RetryType::ReusedOnly)
-            && !ctx.free_retry_used
-            && idempotent
-            && !session.as_ref().retry_buffer_truncated()
-            && session.response_written().is_none()
-        {
-            // A pooled connection the server had already closed: replay once, not counted
-            // against the server or the tries.
-            ctx.free_retry_used = true;
-            ctx.next_attempt_free = true;
-            ctx.end_attempt();
-            e.set_retry(true);
-            return e;
-        }
-        let outcome = retry::classify(&e);
-        ctx.finish_attempt(outcome);
-        let again = ctx.should_retry(session, outcome, true);
+        let again = ctx.attempt_failed(
+            session,
+            Failure {
+                outcome: retry::classify(&e),
+                request_sent: true,
+                // A pooled connection the server had already closed: replayed once, counted
+                // neither against the server nor the tries (retry::decide's FreeReplay).
+                stale_connection: client_reused && matches!(e.retry, RetryType::ReusedOnly),
+            },
+        );
         e.set_retry(again);
         e
     }
@@ -297,13 +294,16 @@ impl ProxyHttp for Switchyard {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(chunk) = body.as_ref() {
-            ctx.body_bytes += chunk.len() as u64;
+            let sent = ctx
+                .attempts
+                .as_mut()
+                .map_or(chunk.len() as u64, |a| a.count_body(chunk.len()));
             let limit = ctx.route().and_then(|r| r.policy.max_body_bytes).or(ctx
                 .state
                 .config
                 .limits
                 .max_body_bytes);
-            if limit.is_some_and(|limit| ctx.body_bytes > limit) {
+            if limit.is_some_and(|limit| sent > limit) {
                 ctx.reject(Rejection::BodyTooLarge);
                 return Error::e_explain(
                     ErrorType::HTTPStatus(413),
@@ -325,17 +325,22 @@ impl ProxyHttp for Switchyard {
         }
         if let Err(why) = headers::check_response(upstream_response) {
             // Broken framing: never forwarded, and the connection is not reused (an error).
-            ctx.finish_attempt(Outcome::InvalidHeader);
-            ctx.decided_retry = Some(ctx.should_retry(session, Outcome::InvalidHeader, true));
+            let again = ctx.attempt_failed(session, Failure::sent(Outcome::InvalidHeader));
+            if let Some(a) = ctx.attempts.as_mut() {
+                a.decide_now(again);
+            }
             let mut e = Error::explain(ErrorType::InvalidHTTPHeader, why);
             e.as_up();
             return Err(e);
         }
         let status = upstream_response.status.as_u16();
         let outcome = retry::status_outcome(status);
-        ctx.finish_attempt(outcome);
-        if outcome != Outcome::Success && ctx.should_retry(session, outcome, true) {
-            ctx.decided_retry = Some(true);
+        if outcome == Outcome::Success {
+            ctx.attempt_succeeded();
+        } else if ctx.attempt_failed(session, Failure::sent(outcome)) {
+            if let Some(a) = ctx.attempts.as_mut() {
+                a.decide_now(true);
+            }
             let mut e = Error::explain(
                 ErrorType::HTTPStatus(status),
                 "status listed in retry.on; trying the next server",
@@ -394,7 +399,7 @@ impl ProxyHttp for Switchyard {
             code = 400;
         }
         if code > 0 && session.response_written().is_none() {
-            let retry_after = if code == 503 { ctx.retry_after } else { None };
+            let retry_after = if code == 503 { ctx.retry_after() } else { None };
             if code == 413 && ctx.route.is_some() {
                 ctx.reject(Rejection::BodyTooLarge);
             }
@@ -438,11 +443,11 @@ impl ProxyHttp for Switchyard {
         ctx.end_attempt();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         match status {
-            0 => ctx.state.tally.failures.count(Failure::ClientGone),
-            503 if ctx.retry_after.is_some() => ctx.state.tally.failures.count(Failure::NoServer),
-            502 | 504 => ctx.state.tally.failures.count(Failure::Upstream),
+            0 => ctx.state.tally.failures.count(Tallied::ClientGone),
+            503 if ctx.retry_after().is_some() => ctx.state.tally.failures.count(Tallied::NoServer),
+            502 | 504 => ctx.state.tally.failures.count(Tallied::Upstream),
             400 | 403 | 408 | 413 | 414 | 429 | 431 => {
-                ctx.state.tally.failures.count(Failure::Refused)
+                ctx.state.tally.failures.count(Tallied::Refused)
             }
             _ => {}
         }
@@ -463,7 +468,7 @@ impl ProxyHttp for Switchyard {
                 .and_then(|v: &HeaderValue| v.to_str().ok())
         };
         let server = pool
-            .zip(ctx.server)
+            .zip(ctx.attempts.as_ref().and_then(|a| a.server()))
             .map(|(p, i)| p.servers[i].config.addr.as_str());
         let path = req
             .uri
@@ -484,7 +489,7 @@ impl ProxyHttp for Switchyard {
             bytes: session.body_bytes_sent(),
             upstream: pool.map_or("", |p| p.name.as_str()),
             server,
-            attempts: ctx.attempts,
+            attempts: ctx.attempts.as_ref().map_or(0, |a| a.made()),
             duration: elapsed,
             request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
             referer: header(http::header::REFERER),

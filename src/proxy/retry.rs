@@ -2,7 +2,9 @@
 //! `proxy_next_upstream` semantics plus a deadline and a budget).
 //!
 //! Pure functions: the proxy gathers the facts about the attempt and the request, and these
-//! decide. The budget needs the pool's live counters and is applied by the caller through
+//! decide — the one replay rule, the free replay after a stale keep-alive connection included.
+//! The request's side of the bookkeeping (tries used, servers tried, the deadline) is
+//! [`super::attempts::Attempts`]. The budget needs the pool's live counters and is applied by the caller through
 //! [`crate::upstream::InPool::try_retry`], after everything else said yes, and only to
 //! retries of requests that reached a server: a request whose connection failed was delivered
 //! nowhere, so retrying it multiplies no server's load (Envoy caps these too; we do not, so a
@@ -52,11 +54,20 @@ pub struct Attempted {
     pub response_started: bool,
     /// The `retry.timeout` budget is spent.
     pub deadline_passed: bool,
+    /// The attempt failed on a pooled keep-alive connection the server had already closed
+    /// (pingora's `ReusedOnly` error on a reused connection).
+    pub stale_connection: bool,
+    /// This request already had its free replay.
+    pub free_replay_used: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Retry,
+    /// Replay once on another connection, counted neither against the server nor `tries`:
+    /// the request met a keep-alive connection the server had closed, which says nothing
+    /// about the server.
+    FreeReplay,
     /// The outcome is not listed in `retry.on`.
     NotListed,
     NoTriesLeft,
@@ -71,6 +82,9 @@ pub enum Verdict {
 pub fn decide(policy: &RetryPolicy, a: &Attempted) -> Verdict {
     if a.response_started {
         return Verdict::ResponseStarted;
+    }
+    if a.stale_connection && !a.free_replay_used && a.idempotent && a.body_replayable {
+        return Verdict::FreeReplay;
     }
     if !policy.on.contains(a.outcome) {
         return Verdict::NotListed;
@@ -122,7 +136,41 @@ mod tests {
             body_replayable: true,
             response_started: false,
             deadline_passed: false,
+            stale_connection: false,
+            free_replay_used: false,
         }
+    }
+
+    #[test]
+    fn a_stale_keep_alive_connection_is_replayed_once_for_free_if_replay_is_safe() {
+        // Not listed in `retry.on` and no tries left: the free replay does not need either.
+        let p = policy(&[]);
+        let stale = Attempted {
+            stale_connection: true,
+            tries_used: 3,
+            ..attempt(Outcome::Error)
+        };
+        assert_eq!(decide(&p, &stale), Verdict::FreeReplay);
+        let again = Attempted {
+            free_replay_used: true,
+            ..stale
+        };
+        assert_eq!(decide(&p, &again), Verdict::NotListed);
+        let post = Attempted {
+            idempotent: false,
+            ..stale
+        };
+        assert_eq!(decide(&p, &post), Verdict::NotListed);
+        let big = Attempted {
+            body_replayable: false,
+            ..stale
+        };
+        assert_eq!(decide(&p, &big), Verdict::NotListed);
+        let started = Attempted {
+            response_started: true,
+            ..stale
+        };
+        assert_eq!(decide(&p, &started), Verdict::ResponseStarted);
     }
 
     #[test]
