@@ -181,6 +181,9 @@ impl Attempts {
         };
         let verdict = retry::decide(policy, &facts);
         if verdict == Verdict::FreeReplay {
+            // The server is not to blame: it may be chosen again (on a fresh connection), so
+            // a one-server pool can replay too.
+            self.tried.remove(attempt.server());
             self.free_replay_used = true;
             self.next_is_free = true;
             self.current = None;

@@ -37,6 +37,18 @@ impl Tried {
         }
     }
 
+    pub fn remove(&mut self, i: usize) {
+        if !self.contains(i) {
+            return;
+        }
+        if i < 64 {
+            self.small &= !(1 << i);
+        } else {
+            self.large[i / 64 - 1] &= !(1 << (i % 64));
+        }
+        self.count -= 1;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -58,5 +70,10 @@ mod tests {
         }
         assert_eq!(t.len(), 4);
         assert!(t.contains(200) && t.contains(64) && !t.contains(65) && !t.contains(1000));
+        for i in [200, 0, 5] {
+            t.remove(i);
+        }
+        assert_eq!(t.len(), 2);
+        assert!(!t.contains(200) && !t.contains(0) && t.contains(63) && t.contains(64));
     }
 }

@@ -437,3 +437,50 @@ fn after_a_total_outage_the_first_200_comes_within_5_s_of_the_servers_return() {
         (0..3).all(|i| breaker_state(&p, i) == "closed")
     });
 }
+
+#[test]
+fn a_kept_alive_connection_the_server_closed_is_replayed_once_without_counting_a_failure() {
+    // The second request the server sees arrives on the connection kept from the first; the
+    // server reads it and closes without a word, as a server does whose keep-alive timer fired
+    // as the request crossed. With `tries: 1` only the free replay on a fresh connection can
+    // answer it, and the server must not be charged an error for it.
+    let seen = Arc::new(AtomicU64::new(0));
+    let count = seen.clone();
+    let server = Mock::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) == 1 {
+            Action::Close
+        } else {
+            Action::ok("fresh")
+        }
+    });
+    let p = Proxy::start(&pool(
+        &[server.addr.to_string()],
+        "    retry: {tries: 1}\n    circuit_breaker: {failures: 1, open_for: 60s}\n",
+    ));
+    for i in 0..3 {
+        let r = get(p.addr, &format!("/{i}"));
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "fresh".to_string()),
+            "request {i}"
+        );
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 4, "one replay, no more");
+    assert_eq!(
+        server.connections(),
+        2,
+        "the replay went on a new connection"
+    );
+    let errors = support::metric(
+        &p,
+        &format!(
+            "switchyard_upstream_attempts_total{{outcome=\"error\",server=\"{}\",upstream=\"app\"}}",
+            server.addr
+        ),
+    );
+    assert_eq!(errors, 0.0, "the stale connection was counted as a failure");
+    // A POST is not replayed even for free: it may have been acted on.
+    seen.store(1, Ordering::SeqCst);
+    let r = request(p.addr, "POST", "/order", &[], b"x");
+    assert_eq!(r.status, 502, "a POST on a stale connection was replayed");
+}
