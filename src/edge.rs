@@ -104,10 +104,15 @@ pub fn build(
 /// The listener a connection arrived on, by the address it was accepted at: the exact address,
 /// else a listener on every address (`0.0.0.0`, `[::]`) with the same port.
 pub fn find(listeners: &[ListenerState], local: SocketAddr) -> Option<&ListenerState> {
-    listeners.iter().find(|l| l.addr == local).or_else(|| {
+    position(listeners, local).map(|i| &listeners[i])
+}
+
+/// The index of [`find`]'s listener (listener states are in the config's order).
+pub fn position(listeners: &[ListenerState], local: SocketAddr) -> Option<usize> {
+    listeners.iter().position(|l| l.addr == local).or_else(|| {
         listeners
             .iter()
-            .find(|l| l.addr.ip().is_unspecified() && l.addr.port() == local.port())
+            .position(|l| l.addr.ip().is_unspecified() && l.addr.port() == local.port())
     })
 }
 

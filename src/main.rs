@@ -219,13 +219,13 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
         for r in &c.routes {
             let host = match &r.host {
                 config::HostMatch::Any => "*".to_string(),
-                config::HostMatch::Exact(h) => h.clone(),
-                config::HostMatch::Wildcard(s) => format!("*{s}"),
+                h => h.label(),
             };
-            let to = match (&r.upstream, &r.policy.redirect) {
-                (Some(u), _) => c.upstreams[*u].name.clone(),
-                (None, Some(rd)) => format!("{} {}", rd.status, rd.to),
-                (None, None) => "-".to_string(),
+            let to = match (&r.upstream, &r.policy.redirect, &r.policy.respond) {
+                (Some(u), _, _) => c.upstreams[*u].name.clone(),
+                (None, Some(rd), _) => format!("{} {}", rd.status, rd.to),
+                (None, None, Some(rs)) => format!("respond {}", rs.status),
+                (None, None, None) => "-".to_string(),
             };
             let mut what = Vec::new();
             let p = &r.policy;
@@ -238,6 +238,8 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
                 (p.rate_limit.is_some(), "rate_limit"),
                 (p.max_body_bytes.is_some(), "max_body_bytes"),
                 (p.compress, "compress"),
+                (!r.listeners.is_empty(), "listeners"),
+                (r.conditions.is_some(), "match"),
             ] {
                 if on {
                     what.push(label);
@@ -248,7 +250,7 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             } else {
                 format!(" [{}]", what.join(", "))
             };
-            out += &format!("    {} = {host}{} -> {to}{what}\n", r.name, r.path);
+            out += &format!("    {} = {host}{} -> {to}{what}\n", r.name, r.path.label());
         }
     }
     out

@@ -221,10 +221,26 @@ pub struct FileHealthCheck {
 pub struct FileRoute {
     /// The route's label in metrics and the access log (default: host + path).
     pub name: Option<String>,
-    /// Exact host or `*.example.com`; absent: any host.
+    /// `example.com`, `*.example.com`, `www.example.*` or `~REGEX`; absent: any host.
     pub host: Option<String>,
-    /// Path prefix; the longest match wins.
+    /// Path prefix; the longest match wins (nginx `location /prefix`).
     pub path: Option<String>,
+    /// With `path`: when this is the longest prefix, regex routes are not tried (nginx `^~`).
+    pub stop_regex: Option<bool>,
+    /// The whole path, exactly (nginx `location =`); wins over everything else.
+    pub exact: Option<String>,
+    /// A regex searched in the path (nginx `location ~`); regex routes are tried in file order.
+    pub regex: Option<String>,
+    /// With `regex`: match regardless of case (nginx `location ~*`).
+    pub case_insensitive: Option<bool>,
+    /// Only for requests that arrived on the listeners with these names (default: all).
+    pub listeners: Option<Vec<String>>,
+    /// Further conditions on the request, all of which must hold (nginx `if`).
+    #[serde(rename = "match")]
+    pub conditions: Option<FileMatch>,
+    /// Answer directly with this status, body and headers (nginx `return`); 444 closes the
+    /// connection without an answer.
+    pub respond: Option<FileRespond>,
     /// The pool to send to (or use `redirect`).
     pub upstream: Option<String>,
     /// Send the path without the route's prefix (nginx `proxy_pass http://app/;`).
@@ -248,6 +264,31 @@ pub struct FileRoute {
     pub compress: Option<bool>,
     /// Answer with a redirect instead of forwarding.
     pub redirect: Option<FileRedirect>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileMatch {
+    /// Request methods, e.g. [GET, HEAD].
+    pub methods: Option<Vec<String>>,
+    /// Header name -> `VALUE` (exactly), `!VALUE` (absent or different) or `~REGEX` (searched).
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
+    pub headers: Option<Ordered<String>>,
+    /// Cookie name -> `VALUE`, `!VALUE` or `~REGEX`, as for headers.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
+    pub cookies: Option<Ordered<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileRespond {
+    /// The status to answer: 100..=599, or 444 to close the connection without an answer.
+    pub status: Option<u16>,
+    /// The body (default: none).
+    pub body: Option<String>,
+    /// Header fields of the answer.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
+    pub headers: Option<Ordered<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -336,6 +377,7 @@ pub enum FileListen {
 /// [`FileListener`] (a unit test reads every one of them).
 pub const LISTENER_FIELDS: &[&str] = &[
     "addr",
+    "name",
     "tls",
     "http2",
     "hsts",
@@ -371,6 +413,8 @@ pub const SCALAR_OR_MAPPING: &str = "$switchyard::ScalarOrMapping";
 pub struct FileListener {
     /// `host:port` to listen on.
     pub addr: Option<String>,
+    /// A name routes can refer to in `listeners`.
+    pub name: Option<String>,
     /// Serve TLS with these certificates.
     pub tls: Option<FileListenTls>,
     /// Offer HTTP/2 by ALPN (on TLS listeners).

@@ -10,6 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub addr: SocketAddr,
+    /// `name`, which routes' `listeners` refer to.
+    pub name: Option<String>,
     pub kind: ListenerKind,
 }
 

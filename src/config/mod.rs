@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod error;
 pub mod file;
 mod listen;
+mod location;
 mod route;
 pub mod schema;
 pub mod units;
@@ -21,7 +22,8 @@ pub use admin_token::AdminToken;
 pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
 pub use listen::{Listener, ListenerKind, TlsListener, UpstreamTls};
-pub use route::{Access, HeaderOps, RateKey, RateLimit, RedirectTo, Rewrite, RoutePolicy};
+pub use location::{Conditions, HostMatch, PathMatch, ValueTest};
+pub use route::{Access, HeaderOps, RateKey, RateLimit, RedirectTo, Respond, Rewrite, RoutePolicy};
 pub use schema::json_schema;
 pub use units::StatusRange;
 
@@ -439,22 +441,17 @@ pub struct HealthCheck {
     pub expect_status: StatusRange,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostMatch {
-    Any,
-    /// Lower-case host without port.
-    Exact(String),
-    /// `*.example.com` is stored as `.example.com`.
-    Wildcard(String),
-}
-
 #[derive(Debug, Clone)]
 pub struct Route {
     /// `name`, else host + path: the label in metrics and the access log.
     pub name: String,
     pub host: HostMatch,
-    pub path: String,
-    /// Index into [`Config::upstreams`]; `None` for a `redirect` route.
+    pub path: PathMatch,
+    /// Indices into [`Config::listeners`] the route serves; empty: all of them.
+    pub listeners: Vec<usize>,
+    /// `match`: conditions on the request that must all hold.
+    pub conditions: Option<Conditions>,
+    /// Index into [`Config::upstreams`]; `None` for a `redirect` or `respond` route.
     pub upstream: Option<usize>,
     pub policy: RoutePolicy,
 }

@@ -17,6 +17,7 @@ pub struct RoutePolicy {
     pub max_body_bytes: Option<u64>,
     pub compress: bool,
     pub redirect: Option<RedirectTo>,
+    pub respond: Option<Respond>,
 }
 
 impl RoutePolicy {
@@ -31,7 +32,22 @@ impl RoutePolicy {
             && self.max_body_bytes.is_none()
             && !self.compress
             && self.redirect.is_none()
+            && self.respond.is_none()
     }
+}
+
+/// `respond`: the route answers itself (nginx `return STATUS [TEXT]`).
+#[derive(Debug, Clone)]
+pub struct Respond {
+    /// 444: close the connection without an answer, as nginx does.
+    pub status: u16,
+    pub body: bytes::Bytes,
+    pub headers: Vec<(HeaderName, http::HeaderValue)>,
+}
+
+impl Respond {
+    /// nginx's `return 444`: no answer at all.
+    pub const CLOSE: u16 = 444;
 }
 
 #[derive(Debug, Clone)]

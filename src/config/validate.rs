@@ -3,6 +3,7 @@
 //! Every problem is recorded with the position of the offending value (found in the YAML tree
 //! by its key path) and checking goes on, so one run reports all of them. Never panics.
 
+mod location;
 mod route;
 #[cfg(test)]
 mod tests;
@@ -13,7 +14,7 @@ use super::error::{Issues, did_you_mean};
 use super::file::FileConfig;
 use super::units::{parse_duration, parse_listen, parse_size, resolve_addr};
 use super::yaml::{Node, Seg};
-use super::{AccessLog, AdminToken, Config, HostMatch, Limits, LogFormat, OutcomeSet, Route};
+use super::{AccessLog, AdminToken, Config, Limits, LogFormat, OutcomeSet, Route};
 use crate::config::defaults;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -352,8 +353,7 @@ pub fn validate_with(
         .as_ref()
         .map(|u| u.0.iter().map(|(n, _)| n.as_str()).collect())
         .unwrap_or_default();
-    let mut routes = Vec::new();
-    let mut seen_routes: HashSet<(String, String)> = HashSet::new();
+    let mut routes: Vec<Route> = Vec::new();
     let file_routes = file.routes.as_deref().unwrap_or(&[]);
     if file_routes.is_empty() && names.len() > 1 {
         c.err(
@@ -364,30 +364,23 @@ pub fn validate_with(
             ),
         );
     }
+    // Host and path of each route so far that takes all of their requests (no `listeners`,
+    // no `match`): it leaves nothing for a later route with the same host and path.
+    let mut takes_all: HashSet<(String, String)> = HashSet::new();
     for (i, r) in file_routes.iter().enumerate() {
-        let rp = |k| [Seg::Key("routes"), Seg::Index(i), Seg::Key(k)];
-        let host = match r.host.as_deref() {
-            None => HostMatch::Any,
-            Some(h) => match host_match(h) {
-                Ok(m) => m,
-                Err(e) => {
-                    c.err(&rp("host"), e);
-                    HostMatch::Any
-                }
-            },
-        };
-        let path = r.path.clone().unwrap_or_else(|| "/".to_string());
-        if !path.starts_with('/') {
-            c.err(&rp("path"), format!("`{path}` must start with /"));
-        }
-        let key = (format!("{host:?}"), path.clone());
-        if !seen_routes.insert(key) {
+        let at = location::location(&mut c, i, r, &listeners);
+        let key = (at.host.label(), at.path.label());
+        let guarded = r.listeners.is_some() || r.conditions.is_some();
+        if takes_all.contains(&key) {
             c.err(
                 &[Seg::Key("routes"), Seg::Index(i)],
-                "the same host and path are routed twice",
+                "the same host and path are routed twice (an earlier route takes all of its requests)",
             );
         }
-        if let Some(route) = route::route(&mut c, i, r, host, path, &names) {
+        if !guarded {
+            takes_all.insert(key);
+        }
+        if let Some(route) = route::route(&mut c, i, r, at, &names, &routes) {
             if routes.iter().any(|o: &Route| o.name == route.name) {
                 c.err(
                     &[Seg::Key("routes"), Seg::Index(i)],
@@ -452,32 +445,4 @@ fn read_token(path: &std::path::Path, file: &str) -> Result<AdminToken, String> 
         ));
     }
     Ok(AdminToken::new(token.to_string()))
-}
-
-fn host_match(h: &str) -> Result<HostMatch, String> {
-    let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
-    if h.is_empty() {
-        return Err("an empty host; leave `host` out to match any host".into());
-    }
-    if h.contains(':') && !h.starts_with('[') {
-        return Err(format!("`{h}`: write the host without a port"));
-    }
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
-            })
-    };
-    if let Some(rest) = h.strip_prefix("*.") {
-        if !valid(rest) {
-            return Err(format!("`{h}` is not a host name"));
-        }
-        return Ok(HostMatch::Wildcard(format!(".{rest}")));
-    }
-    if !valid(&h) || h.contains('*') {
-        return Err(format!(
-            "`{h}` is not a host name (a wildcard is written *.example.com)"
-        ));
-    }
-    Ok(HostMatch::Exact(h))
 }

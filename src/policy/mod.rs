@@ -92,7 +92,7 @@ pub fn build(config: &Config, previous: &[RouteState]) -> Vec<RouteState> {
         });
         RouteState {
             name: route.name.clone(),
-            prefix: route.path.clone(),
+            prefix: route.path.prefix().to_string(),
             pool: route.upstream,
             plain: route.policy.is_plain(),
             policy: route.policy.clone(),
@@ -107,7 +107,12 @@ pub fn build(config: &Config, previous: &[RouteState]) -> Vec<RouteState> {
         return vec![make(&Route {
             name: "/".to_string(),
             host: crate::config::HostMatch::Any,
-            path: "/".to_string(),
+            path: crate::config::PathMatch::Prefix {
+                prefix: "/".to_string(),
+                stop_regex: false,
+            },
+            listeners: Vec::new(),
+            conditions: None,
             upstream: Some(0),
             policy: RoutePolicy::default(),
         })];

@@ -34,6 +34,8 @@ pub struct Ctx {
     /// The request's attempts on its pool, once routed to one.
     pub(super) attempts: Option<Attempts>,
     pub(super) request_id: Option<HeaderValue>,
+    /// The route's `respond` is 444: the connection is closed without an answer.
+    pub(super) closed_unanswered: bool,
 }
 
 impl Drop for Ctx {
@@ -90,6 +92,7 @@ impl Ctx {
             compress: None,
             attempts: None,
             request_id: None,
+            closed_unanswered: false,
         }
     }
 

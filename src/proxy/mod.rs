@@ -26,10 +26,11 @@ pub mod retry;
 mod route;
 
 use crate::access_log::Entry;
-use crate::config::{HashKey, Outcome};
+use crate::config::{HashKey, Outcome, Respond};
 use crate::edge::{self, Serve};
 use crate::log_summary::Failure as Tallied;
 use crate::policy::{self, Rejection};
+use crate::router;
 use crate::state::Store;
 use async_trait::async_trait;
 use attempts::{Failure, NoAttempt};
@@ -41,7 +42,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
-use request::{client_ip, cookie, route_target, status_for};
+use request::{client_ip, cookie, local_addr, route_target, status_for};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -68,13 +69,7 @@ impl ProxyHttp for Switchyard {
         if let Some(digest) = session.digest() {
             ctx.tls = digest.ssl_digest.clone();
             if ctx.tls.is_some() {
-                let local = digest
-                    .socket_digest
-                    .as_ref()
-                    .and_then(|s| s.local_addr())
-                    .and_then(|a| a.as_inet())
-                    .copied();
-                ctx.hsts = local
+                ctx.hsts = local_addr(session)
                     .and_then(|a| edge::find(&ctx.state.listeners, a))
                     .and_then(|l| match &l.serve {
                         Serve::Tls(t) => t.hsts.clone(),
@@ -106,11 +101,37 @@ impl ProxyHttp for Switchyard {
             _ => headers::new_request_id(),
         });
 
-        let (host, path) = route_target(req);
-        let Some(route_index) = ctx.state.router.route(host, path) else {
-            let ctx = &*ctx;
-            respond::send_error(session, 404, true, |r| ctx.decorate(r)).await?;
-            return Ok(true);
+        let routed = {
+            let (host, path) = route_target(req);
+            let router = &ctx.state.router;
+            router::normalize_path(path).map(|path| {
+                let listener = if router.needs_listener() {
+                    local_addr(session).and_then(|a| edge::position(&ctx.state.listeners, a))
+                } else {
+                    None
+                };
+                router.route(&router::Request {
+                    host,
+                    path: &path,
+                    listener,
+                    method: &req.method,
+                    headers: &req.headers,
+                })
+            })
+        };
+        let route_index = match routed {
+            Ok(Some(i)) => i,
+            Ok(None) => {
+                let ctx = &*ctx;
+                respond::send_error(session, 404, true, |r| ctx.decorate(r)).await?;
+                return Ok(true);
+            }
+            Err(router::InvalidPath) => {
+                // `..` above the root or a broken `%` escape: nginx answers 400 too.
+                let ctx = &*ctx;
+                respond::send_error(session, 400, false, |r| ctx.decorate(r)).await?;
+                return Ok(true);
+            }
         };
         ctx.route = Some(route_index);
         if !ctx.state.routes[route_index].plain {
@@ -398,7 +419,10 @@ impl ProxyHttp for Switchyard {
             // The front door cut off a request body with broken chunked framing.
             code = 400;
         }
-        if code > 0 && session.response_written().is_none() {
+        if ctx.closed_unanswered {
+            // `respond: {status: 444}`: no answer at all; the connection is dropped.
+            code = 0;
+        } else if code > 0 && session.response_written().is_none() {
             let retry_after = if code == 503 { ctx.retry_after() } else { None };
             if code == 413 && ctx.route.is_some() {
                 ctx.reject(Rejection::BodyTooLarge);
@@ -441,7 +465,11 @@ impl ProxyHttp for Switchyard {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         // The request is over: release the server before anything else.
         ctx.end_attempt();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let status = if ctx.closed_unanswered {
+            Respond::CLOSE
+        } else {
+            session.response_written().map_or(0, |r| r.status.as_u16())
+        };
         match status {
             0 => ctx.state.tally.failures.count(Tallied::ClientGone),
             503 if ctx.retry_after().is_some() => ctx.state.tally.failures.count(Tallied::NoServer),

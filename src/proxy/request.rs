@@ -5,7 +5,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use pingora::{ErrorSource, ErrorType};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::{headers, retry};
 use crate::config::Outcome;
@@ -45,15 +45,18 @@ pub(super) fn route_target(req: &RequestHeader) -> (Option<&str>, &str) {
 
 /// The value of cookie `name` in the request's `Cookie` fields.
 pub(super) fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
-    req.headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
-        .find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
-        })
+    crate::router::cookie(&req.headers, name)
+}
+
+/// The address the client connection was accepted at.
+pub(super) fn local_addr(session: &Session) -> Option<SocketAddr> {
+    session
+        .digest()?
+        .socket_digest
+        .as_ref()?
+        .local_addr()?
+        .as_inet()
+        .copied()
 }
 
 /// HTTP status for an error that ended a request, per SPEC §3.

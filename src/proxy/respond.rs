@@ -71,6 +71,40 @@ pub async fn send_error(
     Ok(())
 }
 
+/// Write a route's `respond`: `status`, its `headers` (a `Content-Type` of text when it names
+/// none and there is a body), `body`, and what `decorate` adds. The connection stays open.
+pub async fn send_answer(
+    session: &mut Session,
+    status: u16,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    body: &Bytes,
+    decorate: impl FnOnce(&mut ResponseHeader) -> Result<()>,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
+    for (name, value) in headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    // 204 and 304 have no body and say nothing of one (RFC 9110 §8.6).
+    let bodiless = status == 204 || status == 304;
+    if !bodiless {
+        if !body.is_empty() && resp.headers.get(http::header::CONTENT_TYPE).is_none() {
+            resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        }
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    }
+    decorate(&mut resp)?;
+    let head_only = bodiless || session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(body.clone()), true)
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

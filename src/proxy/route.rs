@@ -3,13 +3,16 @@
 
 use super::request::{client_ip, route_target};
 use super::{Ctx, Switchyard, respond};
+use crate::config::Respond;
 use crate::policy::{self, Rejection, RouteState};
+use pingora::ErrorType;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::time::Instant;
 
 impl Switchyard {
-    /// A route's own answers, in SPEC §8 order: allow/deny (403), rate limit (429), redirect.
+    /// A route's own answers, in SPEC §8 order: allow/deny (403), rate limit (429), then its
+    /// `respond` or redirect.
     /// `true` when the request was answered here.
     pub(super) async fn route_answers(
         &self,
@@ -36,6 +39,18 @@ impl Switchyard {
             let ctx = &*ctx;
             respond::send_error(session, 429, true, |r| {
                 r.insert_header(http::header::RETRY_AFTER, secs)?;
+                ctx.decorate(r)
+            })
+            .await?;
+            return Ok(true);
+        }
+        if let Some(answer) = &p.respond {
+            if answer.status == Respond::CLOSE {
+                ctx.closed_unanswered = true;
+                return Error::e_explain(ErrorType::HTTPStatus(Respond::CLOSE), "respond 444");
+            }
+            let ctx = &*ctx;
+            respond::send_answer(session, answer.status, &answer.headers, &answer.body, |r| {
                 ctx.decorate(r)
             })
             .await?;

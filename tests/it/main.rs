@@ -17,6 +17,7 @@ mod failures_and_shutdown;
 mod hostile;
 mod import_nginx;
 mod limits;
+mod locations;
 mod operations;
 mod policies;
 mod resilience;

@@ -259,14 +259,16 @@ fn an_open_breaker_on_the_only_server_answers_503_at_once_with_retry_after() {
         .expect("Retry-After")
         .parse()
         .unwrap();
+    // Either the breaker is still in its first open period (30 s, the server contacted twice),
+    // or a trial the prober allowed failed and it re-opened for twice as long (60 s, three).
+    let (hits, want) = match bad.hits() {
+        2 => (2, 29..=30),
+        3 => (3, 59..=60),
+        n => panic!("the server was contacted {n} times while its breaker was open"),
+    };
     assert!(
-        (29..=30).contains(&retry_after),
-        "Retry-After {retry_after}"
-    );
-    assert_eq!(
-        bad.hits(),
-        2,
-        "the server was contacted while its breaker was open"
+        want.contains(&retry_after),
+        "Retry-After {retry_after} after {hits} contacts"
     );
 }
 
@@ -440,14 +442,16 @@ fn after_a_total_outage_the_first_200_comes_within_5_s_of_the_servers_return() {
 
 #[test]
 fn a_kept_alive_connection_the_server_closed_is_replayed_once_without_counting_a_failure() {
-    // The second request the server sees arrives on the connection kept from the first; the
-    // server reads it and closes without a word, as a server does whose keep-alive timer fired
-    // as the request crossed. With `tries: 1` only the free replay on a fresh connection can
-    // answer it, and the server must not be charged an error for it.
-    let seen = Arc::new(AtomicU64::new(0));
-    let count = seen.clone();
-    let server = Mock::start(move |_| {
-        if count.fetch_add(1, Ordering::SeqCst) == 1 {
+    // The first request to arrive on a kept-alive connection is read and met with a close,
+    // as a server does whose keep-alive timer fired as the request crossed. With `tries: 1`
+    // only the free replay on a fresh connection can answer it, and the server must not be
+    // charged an error for it. (Whether a given request reuses a connection is pingora's
+    // timing: the requests go on until one has.)
+    let closed = Arc::new(AtomicU64::new(0));
+    let c = closed.clone();
+    let server = Mock::start(move |s| {
+        let stale = s.method == "POST" || s.on_connection == 2;
+        if stale && c.fetch_add(1, Ordering::SeqCst) == 0 || s.method == "POST" {
             Action::Close
         } else {
             Action::ok("fresh")
@@ -457,19 +461,25 @@ fn a_kept_alive_connection_the_server_closed_is_replayed_once_without_counting_a
         &[server.addr.to_string()],
         "    retry: {tries: 1}\n    circuit_breaker: {failures: 1, open_for: 60s}\n",
     ));
-    for i in 0..3 {
-        let r = get(p.addr, &format!("/{i}"));
+    let mut sent = 0;
+    while closed.load(Ordering::SeqCst) == 0 && sent < 50 {
+        let r = get(p.addr, &format!("/{sent}"));
         assert_eq!(
             (r.status, r.text()),
             (200, "fresh".to_string()),
-            "request {i}"
+            "request {sent}"
         );
+        sent += 1;
     }
-    assert_eq!(seen.load(Ordering::SeqCst), 4, "one replay, no more");
     assert_eq!(
-        server.connections(),
-        2,
-        "the replay went on a new connection"
+        closed.load(Ordering::SeqCst),
+        1,
+        "no request met a kept-alive connection"
+    );
+    assert_eq!(
+        server.hits(),
+        sent + 1,
+        "the closed request was replayed once"
     );
     let errors = support::metric(
         &p,
@@ -479,8 +489,9 @@ fn a_kept_alive_connection_the_server_closed_is_replayed_once_without_counting_a
         ),
     );
     assert_eq!(errors, 0.0, "the stale connection was counted as a failure");
-    // A POST is not replayed even for free: it may have been acted on.
-    seen.store(1, Ordering::SeqCst);
+    // A POST is never replayed, even for free: it may have been acted on.
     let r = request(p.addr, "POST", "/order", &[], b"x");
-    assert_eq!(r.status, 502, "a POST on a stale connection was replayed");
+    assert_eq!(r.status, 502);
+    let posts = server.seen().iter().filter(|s| s.method == "POST").count();
+    assert_eq!(posts, 1, "the POST was sent twice");
 }

@@ -1,13 +1,15 @@
 //! One route: where it goes (an upstream or a redirect) and its policies (SPEC §8).
 
 use super::Checker;
+use super::location::{Location, compile};
 use crate::config::defaults;
 use crate::config::error::did_you_mean;
 use crate::config::file::{FileHeaderOps, FileRateLimit, FileRoute};
 use crate::config::units::{parse_duration, parse_size};
 use crate::config::yaml::Seg;
 use crate::config::{
-    Access, HeaderOps, HostMatch, RateKey, RateLimit, RedirectTo, Rewrite, Route, RoutePolicy,
+    Access, HeaderOps, PathMatch, RateKey, RateLimit, RedirectTo, Respond, Rewrite, Route,
+    RoutePolicy,
 };
 use http::{HeaderName, HeaderValue};
 
@@ -21,35 +23,50 @@ const MANAGED: [&str; 6] = [
     "te",
 ];
 
-/// Largest `rewrite.from` pattern accepted (compiled size is bounded by the regex crate too).
-const MAX_REGEX: usize = 1000;
-
 pub(super) fn route(
     c: &mut Checker<'_>,
     i: usize,
     r: &FileRoute,
-    host: HostMatch,
-    path: String,
+    at_: Location,
     names: &[&str],
+    earlier: &[Route],
 ) -> Option<Route> {
+    let Location {
+        host,
+        path,
+        listeners,
+        conditions,
+    } = at_;
     let base = [Seg::Key("routes"), Seg::Index(i)];
     let at = |k: &'static str| [&base[..], &[Seg::Key(k)]].concat();
     let errors_before = c.issues.len();
 
-    let upstream = match (&r.upstream, &r.redirect) {
-        (Some(_), Some(_)) => {
-            c.err(
-                &at("redirect"),
-                "a route either goes to an `upstream` or answers a `redirect`, not both",
-            );
-            None
-        }
-        (None, None) => {
-            c.err(&base, "`upstream` (or `redirect`) is required");
-            None
-        }
-        (None, Some(_)) => None,
-        (Some(u), None) => match names.iter().position(|n| n == u) {
+    let answers: Vec<&str> = [
+        ("upstream", r.upstream.is_some()),
+        ("redirect", r.redirect.is_some()),
+        ("respond", r.respond.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    .collect();
+    if answers.len() > 1 {
+        c.err(
+            &at(answers[1]),
+            format!(
+                "a route either goes to an `upstream` or answers a `redirect` or `respond`s itself, one of them: found {}",
+                answers.join(" and ")
+            ),
+        );
+    } else if answers.is_empty() {
+        c.err(
+            &base,
+            "`upstream` (or `redirect`, or `respond`) is required",
+        );
+    }
+    let upstream = match &r.upstream {
+        None => None,
+        Some(u) => match names.iter().position(|n| n == u) {
             Some(idx) => Some(idx),
             None => {
                 c.err(
@@ -63,6 +80,12 @@ pub(super) fn route(
             }
         },
     };
+    if r.strip_prefix.is_some() && matches!(path, PathMatch::Regex(_)) {
+        c.err(
+            &at("strip_prefix"),
+            "a `regex` route has no prefix to strip; use `rewrite`",
+        );
+    }
 
     let name = match r.name.as_deref().map(str::trim) {
         Some(n) if n.is_empty() || n.len() > 100 || n.chars().any(char::is_control) => {
@@ -70,11 +93,16 @@ pub(super) fn route(
             String::new()
         }
         Some(n) => n.to_string(),
-        None => match &host {
-            HostMatch::Any => path.clone(),
-            HostMatch::Exact(h) => format!("{h}{path}"),
-            HostMatch::Wildcard(s) => format!("*{s}{path}"),
-        },
+        None => {
+            // host + path as written; a later route on the same host and path (with other
+            // `listeners` or `match`) gets its position added, so labels stay apart.
+            let label = format!("{}{}", host.label(), path.label());
+            if earlier.iter().any(|o| o.name == label) {
+                format!("{label}#{i}")
+            } else {
+                label
+            }
+        }
     };
 
     let rewrite = r.rewrite.as_ref().and_then(|rw| {
@@ -83,17 +111,10 @@ pub(super) fn route(
             return None;
         };
         let p = [&at("rewrite")[..], &[Seg::Key("from")]].concat();
-        if from.len() > MAX_REGEX {
-            c.err(&p, format!("longer than {MAX_REGEX} characters"));
-            return None;
-        }
-        let re = match regex::RegexBuilder::new(from).size_limit(1 << 20).build() {
+        let re = match compile(from, false) {
             Ok(re) => re,
             Err(e) => {
-                let first = e.to_string();
-                let last = first.lines().last().unwrap_or("invalid").trim();
-                let msg = last.strip_prefix("error: ").unwrap_or(last).to_string();
-                c.err(&p, format!("not a valid regex: {msg}"));
+                c.err(&p, e);
                 return None;
             }
         };
@@ -168,7 +189,11 @@ pub(super) fn route(
             status,
         })
     });
-    if r.redirect.is_some() {
+    let respond = r
+        .respond
+        .as_ref()
+        .and_then(|rs| respond(c, rs, &at("respond")));
+    if r.redirect.is_some() || r.respond.is_some() {
         // What only makes sense for a request that is forwarded.
         for (key, set) in [
             ("strip_prefix", r.strip_prefix.is_some()),
@@ -180,7 +205,9 @@ pub(super) fn route(
             if set {
                 c.err(
                     &at(key),
-                    format!("`{key}` does nothing on a `redirect` route (nothing is forwarded)"),
+                    format!(
+                        "`{key}` does nothing on a route that answers itself (nothing is forwarded)"
+                    ),
                 );
             }
         }
@@ -193,6 +220,8 @@ pub(super) fn route(
         name,
         host,
         path,
+        listeners,
+        conditions,
         upstream,
         policy: RoutePolicy {
             strip_prefix: r.strip_prefix.unwrap_or(false),
@@ -204,7 +233,64 @@ pub(super) fn route(
             max_body_bytes,
             compress: r.compress.unwrap_or(false),
             redirect,
+            respond,
         },
+    })
+}
+
+fn respond(
+    c: &mut Checker<'_>,
+    rs: &crate::config::file::FileRespond,
+    base: &[Seg<'_>],
+) -> Option<Respond> {
+    let at = |k: &'static str| [base, &[Seg::Key(k)]].concat();
+    let errors_before = c.issues.len();
+    let status = match rs.status {
+        None => {
+            c.err(
+                base,
+                "`status` is required: the status to answer (444: close)",
+            );
+            0
+        }
+        Some(s) if (200..=599).contains(&s) && s != 444 || s == Respond::CLOSE => s,
+        Some(s) => {
+            c.err(
+                &at("status"),
+                format!("{s} cannot be answered: 200 to 599, or 444 to close the connection"),
+            );
+            0
+        }
+    };
+    let mut headers = Vec::new();
+    for (name, value) in rs.headers.iter().flat_map(|h| &h.0) {
+        let p = [&at("headers")[..], &[Seg::Key(name)]].concat();
+        match (
+            HeaderName::from_bytes(name.trim().as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), _) if MANAGED.contains(&n.as_str()) => c.err(
+                &p,
+                format!("`{name}` frames the message; switchyard manages it"),
+            ),
+            (Ok(n), Ok(v)) => headers.push((n, v)),
+            (Err(_), _) => c.err(&p, format!("`{name}` is not a header field name")),
+            (_, Err(_)) => c.err(&p, "not a valid header value (no control characters)"),
+        }
+    }
+    if (status == 204 || status == 304) && rs.body.as_ref().is_some_and(|b| !b.is_empty()) {
+        c.err(&at("body"), format!("a {status} answer has no body"));
+    }
+    if status == Respond::CLOSE && (rs.body.is_some() || !headers.is_empty()) {
+        c.err(
+            base,
+            "444 closes the connection without an answer: it has no body or headers",
+        );
+    }
+    (c.issues.len() == errors_before).then(|| Respond {
+        status,
+        body: bytes::Bytes::from(rs.body.clone().unwrap_or_default()),
+        headers,
     })
 }
 

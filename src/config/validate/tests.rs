@@ -179,3 +179,41 @@ fn a_non_loopback_admin_needs_a_token_file() {
         .to_string();
     assert!(errors.contains("at least 16 characters"), "{errors}");
 }
+
+#[test]
+fn location_mistakes_are_reported_with_their_position() {
+    let text = "listen:\n  - {addr: \"127.0.0.1:8080\", name: public}\n  - {addr: \"127.0.0.1:8081\", name: public}\nupstreams:\n  app: {servers: [{addr: 127.0.0.1:3000}]}\nroutes:\n  - {path: /a/, regex: \"^/a\", upstream: app}\n  - {regex: \"([a-z\", upstream: app}\n  - {exact: /x, stop_regex: true, upstream: app}\n  - {path: /, upstream: app, listeners: [private]}\n  - {path: /, match: {methods: [\"G E T\"], headers: {X-A: \"~(\"}}, upstream: app}\n  - {path: /r, respond: {status: 99}}\n  - {path: /c, respond: {status: 444, body: no}}\n  - {path: /n, respond: {status: 204, body: x}}\n  - {regex: /x, strip_prefix: true, upstream: app}\n  - {path: /, upstream: app}\n  - {path: /, upstream: app}\n";
+    let e = errors(text).join("\n");
+    for want in [
+        "t.yaml:3:36: listen[1].name: the listener name `public` is taken",
+        "t.yaml:7:24: routes[0].regex: a route matches by one of `path`, `exact` or `regex`, not path and regex",
+        "t.yaml:8:13: routes[1].regex: not a valid regex",
+        "t.yaml:9:29: routes[2].stop_regex: `stop_regex` goes with a `path` prefix",
+        "t.yaml:10:42: routes[3].listeners[0]: unknown listener `private` (named listeners: public)",
+        "routes[4].match.methods[0]: `G E T` is not a request method",
+        "routes[4].match.headers.X-A: not a valid regex",
+        "routes[5].respond.status: 99 cannot be answered",
+        "routes[6].respond: 444 closes the connection without an answer",
+        "routes[7].respond.body: a 204 answer has no body",
+        "routes[8].strip_prefix: a `regex` route has no prefix to strip",
+        "routes[10]: the same host and path are routed twice",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    // The guarded routes on `/` (listeners, match) leave room for the unguarded one after them.
+    assert!(!e.contains("routes[9]: the same host"), "{e}");
+}
+
+#[test]
+fn host_forms_are_parsed() {
+    let c = load_str(
+        "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {servers: [{addr: 127.0.0.1:3000}]}\nroutes:\n  - {host: \"www.Example.*\", upstream: app}\n  - {host: \"~^a+\\\\.b$\", upstream: app}\n",
+        "t.yaml",
+        PathBuf::from("t.yaml"),
+    )
+    .unwrap();
+    assert_eq!(c.routes[0].host, HostMatch::Trailing("www.example.".into()));
+    assert_eq!(c.routes[0].name, "www.example.*/");
+    assert!(matches!(&c.routes[1].host, HostMatch::Regex(re) if re.is_match("AA.B")));
+    assert!(errors("listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {servers: [{addr: 127.0.0.1:3000}]}\nroutes:\n  - {host: \"www.*.com\", upstream: app}\n")[0].contains("wildcards are written *.example.com or www.example.*"));
+}

@@ -55,9 +55,34 @@ pub(super) fn listeners(c: &mut Checker<'_>, entries: &[FileListen]) -> Vec<List
                 None => continue,
             },
         };
-        out.push(Listener { addr, kind });
+        let name = full.and_then(|l| l.name.as_deref()).map(str::trim);
+        let name = match name {
+            Some(n) if !valid_name(n) => {
+                c.err(
+                    &[&base[..], &[Seg::Key("name")]].concat(),
+                    format!("`{n}`: a listener name is 1 to 64 letters, digits, `-` or `_`"),
+                );
+                None
+            }
+            Some(n) if out.iter().any(|l| l.name.as_deref() == Some(n)) => {
+                c.err(
+                    &[&base[..], &[Seg::Key("name")]].concat(),
+                    format!("the listener name `{n}` is taken by an earlier listener"),
+                );
+                None
+            }
+            n => n.map(str::to_string),
+        };
+        out.push(Listener { addr, name, kind });
     }
     out
+}
+
+/// A listener name: what `listeners` on a route can refer to.
+fn valid_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn kind(c: &mut Checker<'_>, l: &FileListener, base: &[Seg<'_>]) -> Option<ListenerKind> {

@@ -30,6 +30,8 @@ pub struct Seen {
     /// Header names lower-cased, in order, repeated names kept.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// 1 for the first request on its connection, 2 for the next, …
+    pub on_connection: usize,
 }
 
 impl Seen {
@@ -253,6 +255,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
         version,
         headers,
         body: Vec::new(),
+        on_connection: 0,
     };
     if seen
         .header("transfer-encoding")
@@ -287,10 +290,13 @@ fn serve_conn(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler, stop:
     };
     let mut w = write_half;
     let mut r = BufReader::new(conn);
+    let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
-        let Some(req) = read_request(&mut r) else {
+        let Some(mut req) = read_request(&mut r) else {
             return;
         };
+        n += 1;
+        req.on_connection = n;
         seen.lock().unwrap().push(req.clone());
         match handler(&req) {
             Action::Respond {
@@ -530,6 +536,8 @@ pub fn free_port() -> u16 {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The address of `{listen2}`, when the config has one (in-process only).
+    pub addr2: Option<SocketAddr>,
     run: Run,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -556,9 +564,18 @@ impl Proxy {
         let dir = tempfile::tempdir().unwrap();
         let (listen, admin) = (bind_loopback(), bind_loopback());
         let (addr, admin_addr) = (listen.local_addr().unwrap(), admin.local_addr().unwrap());
+        let mut listeners = vec![listen, admin];
+        let mut addr2 = None;
         let mut text = config
             .replace("{listen}", &addr.to_string())
             .replace("{admin}", &admin_addr.to_string());
+        if text.contains("{listen2}") {
+            let second = bind_loopback();
+            let a = second.local_addr().unwrap();
+            text = text.replace("{listen2}", &a.to_string());
+            listeners.push(second);
+            addr2 = Some(a);
+        }
         if !text.contains("access_log") {
             text.push_str("\naccess_log: off\n");
         }
@@ -567,13 +584,14 @@ impl Proxy {
         let handle = switchyard::server::start(switchyard::server::Options {
             config_path: &config_path,
             upgrade: false,
-            listeners: vec![listen, admin],
+            listeners,
             signals: false,
         })
         .unwrap_or_else(|e| panic!("switchyard did not start: {e:#}"));
         let p = Proxy {
             addr,
             admin: admin_addr,
+            addr2,
             run: Run::InProcess(Some(handle)),
             dir,
             config_path,
@@ -657,6 +675,7 @@ impl Proxy {
             let mut p = Proxy {
                 addr: listen.parse().unwrap(),
                 admin: admin.parse().unwrap(),
+                addr2: None,
                 run: Run::Process(child),
                 dir,
                 config_path,
