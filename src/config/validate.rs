@@ -165,6 +165,11 @@ impl Checker<'_> {
 
 /// Validate `file` (read from the YAML tree `root`). Returns `None` only when nothing usable
 /// could be built; callers must check `issues` either way.
+/// Whether the loader accepts `re` as a route or `match` regex (for `import-nginx`).
+pub fn check_regex(re: &str) -> Result<(), String> {
+    location::compile(re, false).map(|_| ())
+}
+
 pub fn validate(
     file: &FileConfig,
     root: &Node,

@@ -2,12 +2,59 @@
 
 use super::*;
 
-pub(super) fn location_path(loc: &Directive) -> Option<(String, bool)> {
-    match loc.args.as_slice() {
-        [p] if p.starts_with('/') => Some((p.clone(), false)),
-        [m, p] if (m == "^~") && p.starts_with('/') => Some((p.clone(), false)),
-        [m, p] if m == "=" && p.starts_with('/') => Some((p.clone(), true)),
-        _ => None,
+/// A location's path form, or why it is not translated.
+pub(super) fn location_path(loc: &Directive) -> Result<Loc, String> {
+    let args: Vec<&str> = loc.args.iter().map(String::as_str).collect();
+    // nginx also takes the modifier glued to the path: `location =/x`, `location ~*\.png$`.
+    let (modifier, rest) = match args.as_slice() {
+        [m, p] => (*m, *p),
+        [one] => ["^~", "~*", "=", "~", "@"]
+            .iter()
+            .find_map(|m| one.strip_prefix(m).map(|p| (*m, p)))
+            .unwrap_or(("", one)),
+        _ => return Err("a location with more than a modifier and a path".into()),
+    };
+    let regex = |re: &str, ci: bool| {
+        crate::config::validate::check_regex(re)
+            .map(|()| Loc::Regex {
+                re: re.to_string(),
+                case_insensitive: ci,
+            })
+            .map_err(|e| format!("its regex does not translate ({e}; the regex crate has no lookaround or backreferences)"))
+    };
+    match modifier {
+        "" if rest.starts_with('/') => Ok(Loc::Prefix {
+            path: rest.to_string(),
+            stop_regex: false,
+        }),
+        "^~" if rest.starts_with('/') => Ok(Loc::Prefix {
+            path: rest.to_string(),
+            stop_regex: true,
+        }),
+        "=" if rest.starts_with('/') => Ok(Loc::Exact(rest.to_string())),
+        "~" => regex(rest, false),
+        "~*" => regex(rest, true),
+        "@" => Err(
+            "a named location (the target of `try_files` or `error_page`) is not translated".into(),
+        ),
+        _ => Err(format!(
+            "`location {}` is not a path nginx matches",
+            loc.args.join(" ")
+        )),
+    }
+}
+
+/// `return CODE [TEXT]` that is not a redirect: a route's `respond` (444 closes).
+pub(super) fn return_answer(d: &Directive) -> Option<(u16, Option<String>)> {
+    let code: u16 = d.args.first()?.parse().ok()?;
+    if [301, 302, 303, 307, 308].contains(&code) || !(200..=599).contains(&code) {
+        return None;
+    }
+    match d.args.get(1) {
+        None => Some((code, None)),
+        Some(_) if code == 444 => None,
+        Some(text) if text.contains('$') => None,
+        Some(text) => Some((code, Some(text.clone()))),
     }
 }
 
@@ -47,8 +94,13 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 out.skip(s, "a target with variables is not translated");
                 return;
             }
-            let name = if out.pools.iter().any(|(n, _)| n == host) {
-                host.to_string()
+            let known = out
+                .pools
+                .iter()
+                .find(|(n, p)| n == host || p.nginx_name.as_deref() == Some(host))
+                .map(|(n, _)| n.clone());
+            let name = if let Some(known) = known {
+                known
             } else {
                 // A literal host:port: a pool of one server.
                 let pool: String = host
@@ -188,6 +240,7 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
         }
         "proxy_http_version" => out.note(s, "switchyard speaks HTTP/1.1 to upstreams", false),
         "client_max_body_size" => r.max_body = Some(a0),
+        "include" => missing_include(out, s),
         n if NOT_NEEDED.contains(&n) => out.note(s, "not needed by switchyard", false),
         _ => out.skip(s, "no switchyard equivalent"),
     }

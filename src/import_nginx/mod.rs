@@ -11,7 +11,7 @@ pub mod parse;
 mod render;
 mod server;
 
-use location::{location_directive, location_path, return_redirect};
+use location::{location_directive, location_path, return_answer, return_redirect};
 use render::render;
 use server::server;
 
@@ -51,6 +51,8 @@ impl Imported {
 struct Pool {
     /// Where it came from, for a comment in the output.
     origin: String,
+    /// Its name in nginx, when that is not a valid pool name (`upstream brewbit.com`).
+    nginx_name: Option<String>,
     balance: Option<String>,
     hash_key: Option<String>,
     servers: Vec<(String, Option<String>, Option<String>, bool)>, // addr, weight, max_conns, backup
@@ -66,12 +68,47 @@ struct Pool {
     write: Option<String>,
 }
 
+/// A location's path form (nginx's modifiers).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Loc {
+    /// `location /p` (`stop_regex`: `location ^~ /p`).
+    Prefix { path: String, stop_regex: bool },
+    /// `location = /p`
+    Exact(String),
+    /// `location ~ RE` (`case_insensitive`: `~*`)
+    Regex { re: String, case_insensitive: bool },
+}
+
+impl Default for Loc {
+    fn default() -> Loc {
+        Loc::Prefix {
+            path: "/".into(),
+            stop_regex: false,
+        }
+    }
+}
+
+/// A condition of an nginx `if`, as a route `match` entry.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Cond {
+    Methods(Vec<String>),
+    /// Header name and the test (`VALUE`, `!VALUE`, `~REGEX`).
+    Header(String, String),
+    Cookie(String, String),
+}
+
 #[derive(Default, Clone)]
 struct Route {
     origin: String,
     host: Option<String>,
-    path: String,
+    loc: Loc,
+    /// The listen addresses of the route's `server` (named in the output when the servers do
+    /// not all listen on the same addresses).
+    listeners: Vec<String>,
+    conditions: Vec<Cond>,
     upstream: Option<String>,
+    /// `return CODE [TEXT]` (444: close).
+    respond: Option<(u16, Option<String>)>,
     strip_prefix: bool,
     rewrite: Option<(String, String)>,
     request_set: Vec<(String, String)>,
@@ -83,6 +120,18 @@ struct Route {
     max_body: Option<String>,
     compress: bool,
     redirect: Option<(String, u16)>,
+}
+
+/// What the default-server pass needs of a `server` block.
+struct ServerInfo {
+    /// Its `listen` addresses.
+    addrs: Vec<String>,
+    /// Those it marks `default_server`.
+    defaults: Vec<String>,
+    /// It has a `server_name`.
+    named: bool,
+    /// Its routes in [`Out::routes`].
+    routes: std::ops::Range<usize>,
 }
 
 #[derive(Default)]
@@ -102,6 +151,7 @@ struct Out {
     pools: Vec<(String, Pool)>,
     listeners: Vec<(String, Listener)>,
     routes: Vec<Route>,
+    servers: Vec<ServerInfo>,
     zones: BTreeMap<String, (u32, &'static str)>,
     notes: Vec<Note>,
 }
@@ -165,6 +215,24 @@ const NOT_NEEDED: &[&str] = &[
     "ssl_session_timeout",
     "ssl_session_tickets",
     "resolver_timeout",
+    "ssl_dhparam",
+    "ssl_ecdh_curve",
+    "ssl_buffer_size",
+    "types_hash_bucket_size",
+    "server_names_hash_max_size",
+    "variables_hash_max_size",
+    "variables_hash_bucket_size",
+    "map_hash_bucket_size",
+    "map_hash_max_size",
+    "client_body_buffer_size",
+    "client_header_buffer_size",
+    "proxy_temp_file_write_size",
+    "proxy_max_temp_file_size",
+    "proxy_temp_path",
+    "client_body_temp_path",
+    "output_buffers",
+    "postpone_output",
+    "reset_timedout_connection",
     "keepalive_requests",
     "limit_req_status",
     "worker_rlimit_nofile",
@@ -212,6 +280,7 @@ pub fn import(path: &Path) -> Result<Imported, ParseError> {
             ("upstream" | "server" | "limit_req_zone", _) => {
                 http(&mut out, std::slice::from_ref(d))
             }
+            ("include", _) => missing_include(&mut out, d),
             _ if NOT_NEEDED.contains(&d.name.as_str()) => {
                 out.note(d, "not needed by switchyard", false)
             }
@@ -255,13 +324,66 @@ fn http(out: &mut Out, block: &[Directive]) {
             "upstream" => upstream(out, d),
             "server" => {}
             "gzip" => compress = d.args.first().is_some_and(|a| a == "on"),
-            "include" => {}
+            "include" => missing_include(out, d),
             _ => common(out, d, None),
         }
     }
     for d in block.iter().filter(|d| d.name == "server") {
         server(out, d, compress);
     }
+    default_servers(out);
+}
+
+/// nginx sends a request whose `Host` matches no `server_name` to the default server of the
+/// address it arrived on: the one marked `default_server`, else the first `server` listening
+/// there. switchyard's equivalent is routes without `host`, on that listener: the default
+/// server's routes are copied so (a server without `server_name` has such routes already).
+fn default_servers(out: &mut Out) {
+    let mut copies = Vec::new();
+    for (addr, _) in &out.listeners {
+        let on = |s: &&ServerInfo| s.addrs.contains(addr);
+        let default = out
+            .servers
+            .iter()
+            .find(|s| on(s) && s.defaults.contains(addr))
+            .or_else(|| out.servers.iter().find(on));
+        let Some(server) = default.filter(|s| s.named) else {
+            continue;
+        };
+        for r in &out.routes[server.routes.clone()] {
+            if r.host.is_some() {
+                copies.push(Route {
+                    origin: format!("{} as the default server of {addr}", r.origin),
+                    host: None,
+                    listeners: vec![addr.clone()],
+                    ..r.clone()
+                });
+            }
+        }
+    }
+    out.routes.extend(copies);
+}
+
+/// A valid pool name for an nginx upstream name: what is not a letter, digit, `_` or `-`
+/// becomes `-`.
+fn pool_name(nginx: &str) -> String {
+    let n: String = nginx
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if n.is_empty() { "upstream".into() } else { n }
+}
+
+/// An `include` left in the tree is one whose file is not there (the parser expands the rest).
+fn missing_include(out: &mut Out, d: &Directive) {
+    let why = d.args.get(1).map_or("cannot read it", String::as_str);
+    out.skip(d, format!("{why}; whatever it holds is not translated"));
 }
 
 fn parse_rate(r: &str) -> Option<(u32, &'static str)> {
@@ -314,17 +436,27 @@ fn common(out: &mut Out, d: &Directive, route: Option<&mut Route>) {
                 out.limits.insert("max_header_bytes", size.clone());
             }
         }
+        "include" => missing_include(out, d),
         n if NOT_NEEDED.contains(&n) => out.note(d, "not needed by switchyard", false),
         _ => out.skip(d, "no switchyard equivalent"),
     }
 }
 
 fn upstream(out: &mut Out, d: &Directive) {
-    let Some(name) = d.args.first().cloned() else {
+    let Some(nginx_name) = d.args.first().cloned() else {
         out.skip(d, "an upstream without a name");
         return;
     };
-    out.pool(&name).origin = format!("upstream {name} ({})", d.at());
+    let name = pool_name(&nginx_name);
+    out.pool(&name).origin = format!("upstream {nginx_name} ({})", d.at());
+    if name != nginx_name {
+        out.pool(&name).nginx_name = Some(nginx_name.clone());
+        out.note(
+            d,
+            format!("the pool is named `{name}` (pool names are letters, digits, _ and -)"),
+            false,
+        );
+    }
     for s in d.block.iter().flatten() {
         let a0 = s.args.first().cloned().unwrap_or_default();
         match s.name.as_str() {
@@ -336,9 +468,25 @@ fn upstream(out: &mut Out, d: &Directive) {
                     } else if let Some(m) = a.strip_prefix("max_conns=") {
                         max_conns = Some(m.to_string());
                     } else if let Some(f) = a.strip_prefix("max_fails=") {
-                        out.pool(&name).failures = Some(f.to_string());
+                        if f == "0" {
+                            out.note(
+                                s,
+                                "max_fails=0 (no failure accounting): switchyard's breaker keeps its default `failures`",
+                                false,
+                            );
+                        } else {
+                            out.pool(&name).failures = Some(f.to_string());
+                        }
                     } else if let Some(t) = a.strip_prefix("fail_timeout=") {
-                        out.pool(&name).open_for = Some(duration(t));
+                        match crate::config::units::parse_duration(&duration(t)) {
+                            Ok(d) if !d.is_zero() => out.pool(&name).open_for = Some(duration(t)),
+                            Ok(_) => out.note(
+                                s,
+                                "fail_timeout=0: switchyard's breaker keeps its default `open_for`",
+                                false,
+                            ),
+                            Err(e) => out.skip(s, format!("fail_timeout={t}: {e}")),
+                        }
                     } else if a == "backup" {
                         backup = true;
                     } else if a == "down" {

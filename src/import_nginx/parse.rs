@@ -224,7 +224,19 @@ fn block(
                         Some((Token::Semi, _)) => {
                             *pos += 1;
                             if name == "include" {
-                                out.extend(include(file, &args, line, depth)?);
+                                out.extend(include(file, &args, line, depth)?.unwrap_or_else(
+                                    |missing| {
+                                        // Kept as an `include` directive whose second argument
+                                        // says why: the importer reports it and goes on.
+                                        vec![Directive {
+                                            name: name.clone(),
+                                            args: vec![args.join(" "), missing],
+                                            file: Rc::clone(file),
+                                            line,
+                                            block: None,
+                                        }]
+                                    },
+                                ));
                             } else {
                                 out.push(Directive {
                                     name: name.clone(),
@@ -261,12 +273,15 @@ fn block(
     }
 }
 
+/// The directives of an `include`. A file that does not exist here (certbot's
+/// `options-ssl-nginx.conf` where the import runs, say) is `Ok(Err(why))`: the importer reports
+/// it and translates the rest. A broken file that exists is an error.
 fn include(
     from: &Path,
     args: &[String],
     line: usize,
     depth: usize,
-) -> Result<Vec<Directive>, ParseError> {
+) -> Result<Result<Vec<Directive>, String>, ParseError> {
     let [pattern] = args else {
         return Err(ParseError(format!(
             "{}:{line}: `include` takes one file or pattern",
@@ -285,7 +300,13 @@ fn include(
         .unwrap_or_default();
     let files: Vec<PathBuf> = if name.contains(['*', '?']) {
         let parent = full.parent().unwrap_or(Path::new("."));
-        let mut found: Vec<PathBuf> = std::fs::read_dir(parent)
+        let entries = match std::fs::read_dir(parent) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Err(format!("cannot read {}: {e}", parent.display())));
+            }
+            r => r,
+        };
+        let mut found: Vec<PathBuf> = entries
             .map_err(|e| ParseError(format!("{}:{line}: include {pattern}: {e}", from.display())))?
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -302,9 +323,14 @@ fn include(
     };
     let mut out = Vec::new();
     for f in files {
+        if let Err(e) = std::fs::metadata(&f)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
+            return Ok(Err(format!("cannot read {}: {e}", f.display())));
+        }
         out.extend(parse_at(&f, depth + 1)?);
     }
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// `*` (any run) and `?` (one character) matching of a file name.
@@ -389,12 +415,25 @@ mod tests {
             ),
             ("}\n", ":1: unexpected `}`"),
             ("add_header X \"open\n", ":1: a quoted string is not closed"),
-            ("include missing.conf;\n", "missing.conf: cannot read"),
         ] {
             let p = write(dir.path(), "bad.conf", text);
             let e = parse_file(&p).unwrap_err().0;
             assert!(e.contains(expected), "{text:?}: {e}");
         }
+        // A missing include is kept, saying why, for the importer to report.
+        let p = write(
+            dir.path(),
+            "inc.conf",
+            "include missing.conf;\nworker_processes 2;\n",
+        );
+        let d = parse_file(&p).unwrap();
+        assert_eq!((d[0].name.as_str(), d[0].line), ("include", 1));
+        assert!(
+            d[0].args[1].contains("missing.conf: No such file"),
+            "{:?}",
+            d[0].args
+        );
+        assert_eq!(d[1].name, "worker_processes");
         let looped = write(dir.path(), "loop.conf", "include loop.conf;\n");
         assert!(parse_file(&looped).unwrap_err().0.contains("nested"));
     }

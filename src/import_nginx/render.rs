@@ -26,9 +26,25 @@ pub(super) fn render(out: &Out) -> String {
     if out.listeners.is_empty() {
         y.push_str("  - \"0.0.0.0:80\"\n");
     }
+    // Listeners get names when routes differ in which of them they serve (servers on
+    // different addresses); a route serving all of them needs no `listeners`.
+    let routable: Vec<&String> = out
+        .listeners
+        .iter()
+        .filter(|(_, l)| !l.redirect_only)
+        .map(|(a, _)| a)
+        .collect();
+    let serves_all = |r: &Route| routable.iter().all(|a| r.listeners.contains(a));
+    let scoped = out.routes.iter().any(|r| !serves_all(r));
+    let name_of = |addr: &str| listener_name(addr, &out.listeners);
     for (addr, l) in &out.listeners {
+        let name = if scoped {
+            format!("\n    name: {}", name_of(addr))
+        } else {
+            String::new()
+        };
         if l.ssl {
-            let _ = writeln!(y, "  - addr: {}", yaml_str(addr));
+            let _ = writeln!(y, "  - addr: {}{name}", yaml_str(addr));
             y.push_str("    tls:\n      certificates:\n");
             for (c, k) in &l.certs {
                 let _ = writeln!(
@@ -43,7 +59,13 @@ pub(super) fn render(out: &Out) -> String {
             }
             let _ = writeln!(y, "    http2: {}", l.http2);
         } else if l.redirect_only {
-            let _ = writeln!(y, "  - addr: {}\n    redirect_https: true", yaml_str(addr));
+            let _ = writeln!(
+                y,
+                "  - addr: {}{name}\n    redirect_https: true",
+                yaml_str(addr)
+            );
+        } else if scoped {
+            let _ = writeln!(y, "  - addr: {}{name}", yaml_str(addr));
         } else {
             let _ = writeln!(y, "  - {}", yaml_str(addr));
         }
@@ -136,11 +158,22 @@ pub(super) fn render(out: &Out) -> String {
         }
     }
     // Only needed with more than one pool or with policies; always written for clarity.
+    // The first route of a host, path form, listener set and condition set wins (as the
+    // loader would refuse a second that can never be taken).
     let mut seen = std::collections::HashSet::new();
     let routes: Vec<&Route> = out
         .routes
         .iter()
-        .filter(|r| seen.insert((r.host.clone(), r.path.clone())))
+        .filter(|r| {
+            let mut listeners = r.listeners.clone();
+            listeners.sort();
+            seen.insert((
+                r.host.clone(),
+                r.loc.clone(),
+                if serves_all(r) { vec![] } else { listeners },
+                r.conditions.clone(),
+            ))
+        })
         .collect();
     if !routes.is_empty() {
         y.push_str("routes:\n");
@@ -149,9 +182,48 @@ pub(super) fn render(out: &Out) -> String {
         if !r.origin.is_empty() {
             let _ = writeln!(y, "  # {}", r.origin);
         }
-        let _ = write!(y, "  - path: {}", yaml_str(&r.path));
+        match &r.loc {
+            Loc::Prefix { path, stop_regex } => {
+                let _ = write!(y, "  - path: {}", yaml_str(path));
+                if *stop_regex {
+                    y.push_str("\n    stop_regex: true");
+                }
+            }
+            Loc::Exact(path) => {
+                let _ = write!(y, "  - exact: {}", yaml_str(path));
+            }
+            Loc::Regex {
+                re,
+                case_insensitive,
+            } => {
+                let _ = write!(y, "  - regex: {}", yaml_str(re));
+                if *case_insensitive {
+                    y.push_str("\n    case_insensitive: true");
+                }
+            }
+        }
         if let Some(h) = &r.host {
             let _ = write!(y, "\n    host: {}", yaml_str(h));
+        }
+        if !serves_all(r) {
+            let names: Vec<String> = r.listeners.iter().map(|a| name_of(a)).collect();
+            let _ = write!(y, "\n    listeners: [{}]", names.join(", "));
+        }
+        if !r.conditions.is_empty() {
+            y.push_str("\n    match:");
+            for c in &r.conditions {
+                match c {
+                    Cond::Methods(m) => {
+                        let _ = write!(y, "\n      methods: [{}]", m.join(", "));
+                    }
+                    Cond::Header(n, t) => {
+                        let _ = write!(y, "\n      headers: {{{}: {}}}", yaml_str(n), yaml_str(t));
+                    }
+                    Cond::Cookie(n, t) => {
+                        let _ = write!(y, "\n      cookies: {{{}: {}}}", yaml_str(n), yaml_str(t));
+                    }
+                }
+            }
         }
         if let Some(u) = &r.upstream {
             let _ = write!(y, "\n    upstream: {u}");
@@ -162,8 +234,14 @@ pub(super) fn render(out: &Out) -> String {
                 "\n    redirect: {{to: {}, status: {status}}}",
                 yaml_str(to)
             );
+        } else if let Some((status, body)) = &r.respond {
+            let _ = write!(y, "\n    respond: {{status: {status}");
+            if let Some(b) = body {
+                let _ = write!(y, ", body: {}", yaml_str(b));
+            }
+            y.push('}');
         }
-        if r.redirect.is_none() {
+        if r.redirect.is_none() && r.respond.is_none() {
             if r.strip_prefix {
                 y.push_str("\n    strip_prefix: true");
             }
@@ -218,4 +296,24 @@ pub(super) fn render(out: &Out) -> String {
         y.push('\n');
     }
     y
+}
+
+/// A listener's name in the output: `port-80`, or its whole address when another listener
+/// has the same port (`addr-10-0-0-5-80`).
+fn listener_name(addr: &str, all: &[(String, Listener)]) -> String {
+    let port = addr.rsplit(':').next().unwrap_or(addr);
+    let shared = all
+        .iter()
+        .filter(|(a, _)| a.rsplit(':').next() == Some(port))
+        .count()
+        > 1;
+    if shared {
+        let flat: String = addr
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        format!("addr-{}", flat.trim_matches('-'))
+    } else {
+        format!("port-{port}")
+    }
 }

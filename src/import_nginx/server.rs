@@ -6,11 +6,13 @@ use super::*;
 pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     let block = d.block.as_deref().unwrap_or(&[]);
     let mut listens: Vec<(String, bool, bool)> = Vec::new();
+    let mut defaults: Vec<String> = Vec::new();
     let mut hosts: Vec<String> = Vec::new();
     let (mut cert, mut key, mut min_version) = (None, None, None);
     let mut compress = http_compress;
     let mut server_route = Route::default();
     let mut redirect_all = None;
+    let mut answer_all = None;
     for s in block {
         let a0 = s.args.first().cloned().unwrap_or_default();
         match s.name.as_str() {
@@ -25,6 +27,12 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
                 };
                 let ssl = s.args.iter().any(|a| a == "ssl");
                 let h2 = s.args.iter().any(|a| a == "http2");
+                if s.args
+                    .iter()
+                    .any(|a| a == "default_server" || a == "default")
+                {
+                    defaults.push(addr.clone());
+                }
                 listens.push((addr, ssl, h2));
             }
             "server_name" => hosts.extend(
@@ -56,11 +64,12 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
                 }
             }
             "gzip" => compress = a0 == "on",
-            "return" => match return_redirect(s) {
-                Some(r) => redirect_all = Some((s.clone(), r)),
-                None => out.skip(s, "only `return 301|302|307|308 URL` is translated"),
+            "return" => match (return_redirect(s), return_answer(s)) {
+                (Some(r), _) => redirect_all = Some((s.clone(), r)),
+                (None, Some(a)) => answer_all = Some((s.clone(), a)),
+                (None, None) => out.skip(s, RETURN_FORMS),
             },
-            "location" | "include" => {}
+            "location" => {}
             "add_header" | "proxy_hide_header" | "allow" | "deny" | "proxy_set_header"
             | "limit_req" | "rewrite" => location_directive(out, s, &mut server_route),
             "proxy_pass"
@@ -120,61 +129,213 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             .map(|h| Some(h.trim_start_matches('.').to_string()))
             .collect()
     };
+    let addrs: Vec<String> = listens.iter().map(|(a, _, _)| a.clone()).collect();
+    let first_route = out.routes.len();
+    let base = Route {
+        listeners: addrs.clone(),
+        compress,
+        ..server_route
+    };
     if let Some((rd, (to, status))) = &redirect_all {
         for h in &host_list {
             out.routes.push(Route {
                 origin: format!("return {status} {to} ({})", rd.at()),
                 host: h.clone(),
-                path: "/".into(),
                 redirect: Some((to.clone(), *status)),
-                ..server_route.clone()
+                ..base.clone()
             });
         }
-        return;
+    } else if let Some((rd, answer)) = &answer_all {
+        for h in &host_list {
+            out.routes.push(Route {
+                origin: format!("return {} ({})", rd.args.join(" "), rd.at()),
+                host: h.clone(),
+                respond: Some(answer.clone()),
+                ..base.clone()
+            });
+        }
+    } else {
+        for loc in locations {
+            location(out, loc, &base, &host_list);
+        }
     }
-    for loc in locations {
-        let Some((path, exact)) = location_path(loc) else {
-            out.skip(
-                loc,
-                "regex and named locations are not translated (prefix locations are)",
-            );
-            continue;
-        };
-        if exact {
-            out.note(loc, "an exact-match location becomes a prefix route", false);
+    out.servers.push(ServerInfo {
+        addrs,
+        defaults,
+        named: !hosts.is_empty(),
+        routes: first_route..out.routes.len(),
+    });
+}
+
+/// What `return` forms are translated.
+const RETURN_FORMS: &str =
+    "only `return 301|302|307|308 URL` and `return CODE [TEXT]` without variables are translated";
+
+/// One `location` block: its routes, one per host of the server (conditions from `if` first).
+fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<String>]) {
+    let path = match location_path(loc) {
+        Ok(p) => p,
+        Err(why) => {
+            out.skip(loc, why);
+            return;
         }
-        let mut r = Route {
-            origin: format!("location {} ({})", loc.args.join(" "), loc.at()),
-            path: path.clone(),
-            compress,
-            ..server_route.clone()
-        };
-        // `proxy_pass` first: the per-pool directives of the location need its pool.
-        let mut inner: Vec<&Directive> = loc.block.iter().flatten().collect();
-        inner.sort_by_key(|s| s.name != "proxy_pass");
-        for s in inner {
-            match s.name.as_str() {
-                "gzip" => r.compress = s.args.first().is_some_and(|a| a == "on"),
-                "return" => match return_redirect(s) {
-                    Some(rd) => r.redirect = Some(rd),
-                    None => out.skip(s, "only `return 301|302|307|308 URL` is translated"),
-                },
-                "client_max_body_size" => common(out, s, Some(&mut r)),
-                _ => location_directive(out, s, &mut r),
-            }
+    };
+    let mut r = Route {
+        origin: format!("location {} ({})", loc.args.join(" "), loc.at()),
+        loc: path,
+        ..base.clone()
+    };
+    // `proxy_pass` first: the per-pool directives of the location need its pool.
+    let mut inner: Vec<&Directive> = loc.block.iter().flatten().collect();
+    inner.sort_by_key(|s| s.name != "proxy_pass");
+    let mut ifs = Vec::new();
+    for s in inner {
+        match s.name.as_str() {
+            "gzip" => r.compress = s.args.first().is_some_and(|a| a == "on"),
+            "return" => match (return_redirect(s), return_answer(s)) {
+                (Some(rd), _) => r.redirect = Some(rd),
+                (None, Some(a)) => r.respond = Some(a),
+                (None, None) => out.skip(s, RETURN_FORMS),
+            },
+            "if" => ifs.push(s),
+            "client_max_body_size" => common(out, s, Some(&mut r)),
+            _ => location_directive(out, s, &mut r),
         }
-        if r.upstream.is_none() && r.redirect.is_none() {
+    }
+    // Each `if` becomes a route on the same path, before the location's own, taken when its
+    // condition holds: what the `if` block does on top of what the location does.
+    let mut routes = Vec::new();
+    for s in ifs {
+        if let Some(cond) = if_route(out, s, &r) {
+            routes.push(cond);
+        }
+    }
+    if r.upstream.is_none() && r.redirect.is_none() && r.respond.is_none() {
+        if routes.is_empty() {
             out.skip(
                 loc,
                 "a location without `proxy_pass` or `return` (static files are not served)",
             );
-            continue;
         }
-        for h in &host_list {
-            let mut route = r.clone();
-            route.host = h.clone();
-            route.path.clone_from(&path);
+    } else {
+        routes.push(r);
+    }
+    for route in routes {
+        for h in host_list {
+            let mut route = route.clone();
+            if route.host.is_none() {
+                route.host = h.clone();
+            }
             out.routes.push(route);
         }
     }
+}
+
+/// An `if (COND) { … }` inside a location, as a route with `match`; `None` (reported) when the
+/// condition or the block does not translate.
+fn if_route(out: &mut Out, d: &Directive, location: &Route) -> Option<Route> {
+    let cond = match parse_if(&d.args) {
+        Ok(c) => c,
+        Err(why) => {
+            out.skip(d, why);
+            return None;
+        }
+    };
+    let mut r = Route {
+        origin: format!(
+            "if ({}) ({})",
+            d.args.join(" ").trim_matches(['(', ')']),
+            d.at()
+        ),
+        redirect: None,
+        respond: None,
+        ..location.clone()
+    };
+    match cond {
+        IfCond::Match(c) => r.conditions.push(c),
+        IfCond::Host(h) => r.host = Some(h),
+    }
+    let mut inner: Vec<&Directive> = d.block.iter().flatten().collect();
+    inner.sort_by_key(|s| s.name != "proxy_pass");
+    for s in inner {
+        match s.name.as_str() {
+            "return" => match (return_redirect(s), return_answer(s)) {
+                (Some(rd), _) => r.redirect = Some(rd),
+                (None, Some(a)) => r.respond = Some(a),
+                (None, None) => out.skip(s, RETURN_FORMS),
+            },
+            "proxy_pass" | "rewrite" | "add_header" | "proxy_set_header" | "set" => {
+                location_directive(out, s, &mut r)
+            }
+            _ => out.skip(
+                s,
+                "inside `if`, only return, proxy_pass, rewrite and headers are translated",
+            ),
+        }
+    }
+    if r.redirect.is_some() || r.respond.is_some() {
+        r.upstream = None;
+    }
+    Some(r)
+}
+
+enum IfCond {
+    Match(Cond),
+    /// `if ($host = x)`: a route for that host.
+    Host(String),
+}
+
+/// nginx's `if` conditions on `$request_method`, `$http_NAME`, `$cookie_NAME` and `$host`
+/// compared with `=`, `!=`, `~` or `~*` (the args are as the parser split them: `($http_x`,
+/// `=`, `1)`).
+fn parse_if(args: &[String]) -> Result<IfCond, String> {
+    let text = args.join(" ");
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or("an `if` condition in parentheses was expected")?
+        .trim();
+    let unsupported = || {
+        format!(
+            "`if ({inner})` is not translated: $request_method, $http_*, $cookie_* and $host compared with =, !=, ~ or ~* are"
+        )
+    };
+    let mut parts = inner.splitn(3, ' ');
+    let (Some(var), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(unsupported());
+    };
+    let value = value.trim().trim_matches(['"', '\'']).to_string();
+    if value.contains('$') {
+        return Err(unsupported());
+    }
+    let test = match op {
+        "=" => value.clone(),
+        "!=" => format!("!{value}"),
+        "~" | "~*" => {
+            crate::config::validate::check_regex(&value)
+                .map_err(|e| format!("{}: {e}", unsupported()))?;
+            if op == "~*" {
+                format!("~(?i){value}")
+            } else {
+                format!("~{value}")
+            }
+        }
+        _ => return Err(unsupported()),
+    };
+    if var == "$request_method" && op == "=" {
+        return Ok(IfCond::Match(Cond::Methods(vec![
+            value.to_ascii_uppercase(),
+        ])));
+    }
+    if var == "$host" && op == "=" {
+        return Ok(IfCond::Host(value.to_ascii_lowercase()));
+    }
+    if let Some(h) = var.strip_prefix("$http_") {
+        return Ok(IfCond::Match(Cond::Header(h.replace('_', "-"), test)));
+    }
+    if let Some(c) = var.strip_prefix("$cookie_") {
+        return Ok(IfCond::Match(Cond::Cookie(c.to_string(), test)));
+    }
+    Err(unsupported())
 }

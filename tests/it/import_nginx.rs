@@ -187,7 +187,7 @@ fn includes_are_followed_and_what_is_left_out_is_reported() {
     );
     assert!(
         run.stderr
-            .contains("99-unsupported.conf:9: location: regex"),
+            .contains("99-unsupported.conf:9: fastcgi_pass: no switchyard equivalent"),
         "{}",
         run.stderr
     );
