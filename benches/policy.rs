@@ -10,10 +10,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use switchyard::config::load_str_offline;
 use switchyard::policy::{self, rate::RateLimiter};
+use switchyard::vars::Facts;
 
 fn routes() -> Vec<policy::RouteState> {
     let config = load_str_offline(
-        "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {servers: [{addr: \"10.0.0.1:80\"}]}\nroutes:\n  - path: /api/\n    upstream: app\n    strip_prefix: true\n    rewrite: {from: \"^/v1/(.*)$\", to: \"/v2/$1\"}\n    request_headers: {set: {X-Env: prod, X-Team: web}, remove: [X-Debug]}\n    response_headers: {set: {X-Frame-Options: DENY}, remove: [Server, X-Powered-By]}\n    allow: [\"10.0.0.0/8\", \"172.16.0.0/12\", \"192.168.0.0/16\", \"127.0.0.0/8\", \"::1\"]\n    deny: [\"10.9.0.0/16\", \"10.10.0.0/16\"]\n",
+        "listen: [\"127.0.0.1:8080\"]\nupstreams:\n  app: {servers: [{addr: \"10.0.0.1:80\"}]}\nroutes:\n  - path: /api/\n    upstream: app\n    strip_prefix: true\n    rewrite: {from: \"^/v1/(.*)$\", to: \"/v2/$1\"}\n    request_headers: {set: {X-Env: prod, X-Team: web}, remove: [X-Debug]}\n    response_headers: {set: {X-Frame-Options: DENY}, remove: [Server, X-Powered-By]}\n    allow: [\"10.0.0.0/8\", \"172.16.0.0/12\", \"192.168.0.0/16\", \"127.0.0.0/8\", \"::1\"]\n    deny: [\"10.9.0.0/16\", \"10.10.0.0/16\"]\n  - path: /t/\n    upstream: app\n    request_headers: {set: {X-Host: $host, X-Chain: $proxy_add_x_forwarded_for}}\n",
     )
     .expect("valid bench config");
     policy::build(&config, &[])
@@ -47,21 +48,42 @@ fn policies(c: &mut Criterion) {
         })
     });
 
+    let mut req = RequestHeader::build("GET", b"/api/v1/users", None).expect("request");
+    req.insert_header("X-Debug", "1").expect("header");
+    req.insert_header("Host", "shop.example.com")
+        .expect("header");
+    req.insert_header("X-Forwarded-For", "198.51.100.1")
+        .expect("header");
+    let mut facts = Facts::of(&req.method, &req.headers, "/api/v1/users/42?page=2");
+    facts.host = Some("shop.example.com");
+    facts.client = Some("192.168.3.4:40000".parse().expect("addr"));
+
     c.bench_function("policy/strip_prefix + rewrite", |b| {
         b.iter(|| {
             black_box(policy::upstream_target(
                 route,
                 black_box("/api/v1/users/42?page=2"),
+                &facts,
             ))
         })
     });
 
-    let mut req = RequestHeader::build("GET", b"/api/v1/users", None).expect("request");
-    req.insert_header("X-Debug", "1").expect("header");
     c.bench_function("policy/request headers (set 2, remove 1)", |b| {
         b.iter(|| {
             let mut r = req.clone();
-            policy::apply_to_request(&route.policy.request_headers, &mut r).expect("apply");
+            policy::apply_to_request(&route.policy.request_headers, &mut r, &facts).expect("apply");
+            black_box(r)
+        })
+    });
+
+    // The same two fields, from templates: nginx's `proxy_set_header Host $host;` and
+    // `X-Forwarded-For $proxy_add_x_forwarded_for;`.
+    let templated = &routes[1];
+    c.bench_function("policy/request headers (2 templates)", |b| {
+        b.iter(|| {
+            let mut r = req.clone();
+            policy::apply_to_request(&templated.policy.request_headers, &mut r, &facts)
+                .expect("apply");
             black_box(r)
         })
     });

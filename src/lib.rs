@@ -26,6 +26,7 @@ mod services;
 pub mod state;
 mod tls;
 pub mod upstream;
+pub mod vars;
 
 pub use access_log::AccessLogger;
 pub use proxy::conns::raise_open_file_limit;

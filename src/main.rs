@@ -257,7 +257,8 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
 }
 
 /// `import-nginx`: exit 0 when everything was translated, 2 when something was skipped (the
-/// YAML is still written), 1 when the nginx file cannot be parsed or the YAML written.
+/// YAML is still written), 1 when the nginx file cannot be parsed or the YAML written, 3 when
+/// the translation would not pass `check` (an importer bug: nothing is written).
 fn import_nginx(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
     let imported = match switchyard::import_nginx::import(file) {
         Ok(i) => i,
@@ -268,6 +269,15 @@ fn import_nginx(file: &std::path::Path, output: Option<&std::path::Path>) -> Exi
     };
     for n in &imported.notes {
         eprintln!("{n}");
+    }
+    if !imported.invalid.is_empty() {
+        eprintln!(
+            "import-nginx: the translation would not pass `switchyard check` (an importer bug; nothing was written):"
+        );
+        for e in &imported.invalid {
+            eprintln!("  {e}");
+        }
+        return ExitCode::from(3);
     }
     match output {
         Some(path) => {

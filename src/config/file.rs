@@ -37,6 +37,27 @@ pub struct FileConfig {
     pub routes: Option<Vec<FileRoute>>,
     /// DNS resolvers for server entries with `resolve`.
     pub dns: Option<FileDns>,
+    /// Variables whose value is chosen by another variable's value (nginx `map`): usable as
+    /// `$NAME` in templates and as a route's `upstream: $NAME`.
+    pub maps: Option<Ordered<FileMap>>,
+    /// Statuses -> a file answered instead of the proxy's own error body (nginx `error_page`):
+    /// `"502 503 504": /srv/errors/50x.html`. A route's `error_pages` replace these.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
+    pub error_pages: Option<Ordered<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileMap {
+    /// The template whose value is looked up, e.g. `$http_upgrade` or `$cookie_ver`.
+    pub from: Option<String>,
+    /// Key -> value. A key is exact (compared ignoring case), or `~REGEX` / `~*REGEX`
+    /// (case-insensitive), tried in order after the exact keys; `\~` starts an exact key with `~`.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
+    pub values: Option<Ordered<String>>,
+    /// The value when no key matches (default: empty).
+    #[schemars(with = "Option<Scalar>")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -241,8 +262,14 @@ pub struct FileRoute {
     /// Answer directly with this status, body and headers (nginx `return`); 444 closes the
     /// connection without an answer.
     pub respond: Option<FileRespond>,
-    /// The pool to send to (or use `redirect`).
+    /// The pool to send to (or use `redirect`), or `$MAP`: the pool a map names.
     pub upstream: Option<String>,
+    /// Statuses -> a file, as the top-level `error_pages`; replaces them for this route.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
+    pub error_pages: Option<Ordered<String>>,
+    /// Upstream answers whose status has an error page get the page instead (nginx
+    /// `proxy_intercept_errors on`).
+    pub intercept_errors: Option<bool>,
     /// Send the path without the route's prefix (nginx `proxy_pass http://app/;`).
     pub strip_prefix: Option<bool>,
     /// A regex replacement on the path, after strip_prefix.
@@ -326,7 +353,7 @@ pub struct FileRateLimit {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRedirect {
-    /// The Location; `$host` and `$request_uri` are replaced.
+    /// The Location, a template: `https://$host$request_uri`.
     pub to: Option<String>,
     /// 301, 302, 307 or 308.
     pub status: Option<u16>,

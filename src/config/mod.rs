@@ -23,7 +23,10 @@ pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
 pub use listen::{Listener, ListenerKind, TlsListener, UpstreamTls};
 pub use location::{Conditions, HostMatch, PathMatch, ValueTest};
-pub use route::{Access, HeaderOps, RateKey, RateLimit, RedirectTo, Respond, Rewrite, RoutePolicy};
+pub use route::{
+    Access, ErrorPage, ErrorPages, FieldValue, HeaderOps, RateKey, RateLimit, RedirectTo, Respond,
+    Rewrite, RoutePolicy,
+};
 pub use schema::json_schema;
 pub use units::StatusRange;
 
@@ -100,7 +103,8 @@ pub fn load_str_offline(text: &str) -> Result<Config, ConfigErrors> {
     )
 }
 
-fn load_str_with(
+/// [`load_str`] with `resolve` deciding what a `host:port` is.
+pub fn load_str_with(
     text: &str,
     shown: &str,
     source: PathBuf,
@@ -145,6 +149,10 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Routes in file order; empty means "everything to the only pool".
     pub routes: Vec<Route>,
+    /// `maps`, in file order (templates refer to them by index).
+    pub maps: std::sync::Arc<[crate::vars::Map]>,
+    /// The top-level `error_pages`.
+    pub error_pages: std::sync::Arc<ErrorPages>,
     /// What is allowed but deserves attention (a certificate about to expire, `verify: false`):
     /// printed by `check` and logged at every load.
     pub warnings: Vec<ConfigError>,
@@ -451,9 +459,21 @@ pub struct Route {
     pub listeners: Vec<usize>,
     /// `match`: conditions on the request that must all hold.
     pub conditions: Option<Conditions>,
-    /// Index into [`Config::upstreams`]; `None` for a `redirect` or `respond` route.
+    /// Index into [`Config::upstreams`]; `None` for a `redirect` or `respond` route, or one
+    /// whose pool a map chooses.
     pub upstream: Option<usize>,
+    /// `upstream: $MAP`: the map, and the pool of each of its values.
+    pub upstream_map: Option<UpstreamMap>,
     pub policy: RoutePolicy,
+}
+
+/// `upstream: $MAP`: the pool is the one named by the map's value for the request.
+#[derive(Debug, Clone)]
+pub struct UpstreamMap {
+    /// Index into [`Config::maps`].
+    pub map: usize,
+    /// Index into [`Config::upstreams`] for each of the map's values (default last).
+    pub pools: Vec<usize>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Route policies (SPEC §8), as validated.
 
+use crate::vars::Template;
 use http::HeaderName;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a route does besides choosing a pool (SPEC §8). The default does nothing.
@@ -18,6 +20,11 @@ pub struct RoutePolicy {
     pub compress: bool,
     pub redirect: Option<RedirectTo>,
     pub respond: Option<Respond>,
+    /// The route's own `error_pages` (replacing the top level's), when it has any.
+    pub error_pages: Option<Arc<ErrorPages>>,
+    /// Upstream answers with a status in the error pages get the page (nginx
+    /// `proxy_intercept_errors`).
+    pub intercept_errors: bool,
 }
 
 impl RoutePolicy {
@@ -33,6 +40,8 @@ impl RoutePolicy {
             && !self.compress
             && self.redirect.is_none()
             && self.respond.is_none()
+            && self.error_pages.is_none()
+            && !self.intercept_errors
     }
 }
 
@@ -41,8 +50,11 @@ impl RoutePolicy {
 pub struct Respond {
     /// 444: close the connection without an answer, as nginx does.
     pub status: u16,
+    /// The body when it has no variables.
     pub body: bytes::Bytes,
-    pub headers: Vec<(HeaderName, http::HeaderValue)>,
+    /// The body's template when it has variables.
+    pub body_template: Option<Template>,
+    pub headers: Vec<(HeaderName, FieldValue)>,
 }
 
 impl Respond {
@@ -53,15 +65,42 @@ impl Respond {
 #[derive(Debug, Clone)]
 pub struct Rewrite {
     pub from: regex::Regex,
-    /// `$1`.. refer to `from`'s groups (the `regex` crate's replacement syntax).
-    pub to: String,
+    /// Replaces what `from` matched: `$1`.. are `from`'s groups, other `$NAME`s variables.
+    pub to: Template,
+}
+
+/// A header field's value: fixed, or a template rendered per request (an empty result
+/// removes the field, as nginx's `proxy_set_header X "";`).
+#[derive(Debug, Clone)]
+pub enum FieldValue {
+    Fixed(http::HeaderValue),
+    Template(Template),
 }
 
 /// Header fields to set (replacing any of the same name) and to remove.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderOps {
-    pub set: Vec<(HeaderName, http::HeaderValue)>,
+    pub set: Vec<(HeaderName, FieldValue)>,
     pub remove: Vec<HeaderName>,
+}
+
+/// A file answered for an error status (nginx `error_page`), read at load.
+#[derive(Debug)]
+pub struct ErrorPage {
+    pub path: std::path::PathBuf,
+    pub body: bytes::Bytes,
+    /// From the file's extension (`text/html` for `.html`).
+    pub content_type: http::HeaderValue,
+}
+
+/// Statuses and their pages.
+#[derive(Debug, Default)]
+pub struct ErrorPages(pub Vec<(u16, Arc<ErrorPage>)>);
+
+impl ErrorPages {
+    pub fn get(&self, status: u16) -> Option<&ErrorPage> {
+        self.0.iter().find(|(s, _)| *s == status).map(|(_, p)| &**p)
+    }
 }
 
 impl HeaderOps {
@@ -106,7 +145,7 @@ pub enum RateKey {
 
 #[derive(Debug, Clone)]
 pub struct RedirectTo {
-    /// As written; `$host` and `$request_uri` are replaced per request.
-    pub to: String,
+    /// The `Location`, rendered per request.
+    pub to: Template,
     pub status: u16,
 }

@@ -9,6 +9,7 @@ mod route;
 mod tests;
 mod tls;
 mod upstream;
+mod vars;
 
 use super::error::{Issues, did_you_mean};
 use super::file::FileConfig;
@@ -358,6 +359,15 @@ pub fn validate_with(
         .as_ref()
         .map(|u| u.0.iter().map(|(n, _)| n.as_str()).collect())
         .unwrap_or_default();
+    let map_names = vars::map_names(file);
+    let maps = vars::maps(&mut c, file, &map_names);
+    let error_pages = vars::error_pages(&mut c, &file.error_pages, &[Seg::Key("error_pages")])
+        .unwrap_or_default();
+    let known = route::Known {
+        pools: &names,
+        map_names: &map_names,
+        maps: &maps,
+    };
     let mut routes: Vec<Route> = Vec::new();
     let file_routes = file.routes.as_deref().unwrap_or(&[]);
     if file_routes.is_empty() && names.len() > 1 {
@@ -385,7 +395,7 @@ pub fn validate_with(
         if !guarded {
             takes_all.insert(key);
         }
-        if let Some(route) = route::route(&mut c, i, r, at, &names, &routes) {
+        if let Some(route) = route::route(&mut c, i, r, at, &known, &routes) {
             if routes.iter().any(|o: &Route| o.name == route.name) {
                 c.err(
                     &[Seg::Key("routes"), Seg::Index(i)],
@@ -419,6 +429,8 @@ pub fn validate_with(
         limits,
         upstreams,
         routes,
+        maps: maps.into(),
+        error_pages,
         warnings,
         files: c.files,
         dns_servers,

@@ -45,7 +45,7 @@ pub(super) fn location_path(loc: &Directive) -> Result<Loc, String> {
 }
 
 /// `return CODE [TEXT]` that is not a redirect: a route's `respond` (444 closes).
-pub(super) fn return_answer(d: &Directive) -> Option<(u16, Option<String>)> {
+fn return_answer(d: &Directive) -> Option<(u16, Option<String>)> {
     let code: u16 = d.args.first()?.parse().ok()?;
     if [301, 302, 303, 307, 308].contains(&code) || !(200..=599).contains(&code) {
         return None;
@@ -53,12 +53,11 @@ pub(super) fn return_answer(d: &Directive) -> Option<(u16, Option<String>)> {
     match d.args.get(1) {
         None => Some((code, None)),
         Some(_) if code == 444 => None,
-        Some(text) if text.contains('$') => None,
         Some(text) => Some((code, Some(text.clone()))),
     }
 }
 
-pub(super) fn return_redirect(d: &Directive) -> Option<(String, u16)> {
+fn return_redirect(d: &Directive) -> Option<(String, u16)> {
     match d.args.as_slice() {
         [code, url] => {
             let code: u16 = code.parse().ok()?;
@@ -70,6 +69,112 @@ pub(super) fn return_redirect(d: &Directive) -> Option<(String, u16)> {
         _ => None,
     }
 }
+
+/// `error_page CODE… URI`: the file nginx would serve for URI — the `root` of the server's
+/// location that takes URI (or the server's `root`) joined with URI. `None` (reported) for
+/// `=CODE` answers, named locations and pages that come from an upstream.
+fn error_page(out: &mut Out, s: &Directive) -> Option<(String, String)> {
+    let (uri, codes) = s.args.split_last()?;
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    if codes.is_empty() || codes.iter().any(|c| c.starts_with('=')) {
+        out.skip(
+            s,
+            "`error_page … =CODE` (a changed status) is not translated",
+        );
+        return None;
+    }
+    if codes
+        .iter()
+        .any(|c| c.parse::<u16>().map_or(true, |c| !(400..=599).contains(&c)))
+    {
+        out.skip(s, "only error statuses 400 to 599 are translated");
+        return None;
+    }
+    if !uri.starts_with('/') {
+        out.skip(
+            s,
+            "an error page that is a named location or a URL is not translated (only a file's path)",
+        );
+        return None;
+    }
+    // The location nginx would serve URI from: an exact one, else the longest prefix.
+    let block = &out.server_block;
+    let root_of = |b: &[Directive]| {
+        b.iter()
+            .find(|d| d.name == "root" || d.name == "alias")
+            .map(|d| (d.name.clone(), d.args.first().cloned().unwrap_or_default()))
+    };
+    let mut best: Option<(usize, &Directive)> = None;
+    for loc in block.iter().filter(|d| d.name == "location") {
+        match location_path(loc) {
+            Ok(Loc::Exact(p)) if p == *uri => {
+                best = Some((usize::MAX, loc));
+                break;
+            }
+            Ok(Loc::Prefix { path, .. })
+                if uri.starts_with(&path) && best.is_none_or(|(n, _)| path.len() > n) =>
+            {
+                best = Some((path.len(), loc));
+            }
+            _ => {}
+        }
+    }
+    let inner: &[Directive] = best.and_then(|(_, l)| l.block.as_deref()).unwrap_or(&[]);
+    if inner.iter().any(|d| d.name == "proxy_pass") {
+        out.skip(s, "an error page answered by an upstream is not translated");
+        return None;
+    }
+    let file = match root_of(inner).or_else(|| root_of(block)) {
+        Some((kind, dir)) if kind == "alias" => dir,
+        Some((_, dir)) => format!("{}{uri}", dir.trim_end_matches('/')),
+        None => {
+            out.skip(
+                s,
+                "no `root` serves this page (nginx would use its html/ directory)",
+            );
+            return None;
+        }
+    };
+    let file = if file.starts_with('/') {
+        file
+    } else {
+        // nginx's prefix on Debian.
+        format!("/usr/share/nginx/{file}")
+    };
+    out.note(s, format!("the page is read from {file}"), false);
+    Some((codes.join(" "), file))
+}
+
+/// What a `return` translates to.
+pub(super) enum Return {
+    Redirect((String, u16)),
+    Answer((u16, Option<String>)),
+}
+
+/// A `return` directive, or `None` (reported) when its form or a variable does not translate.
+pub(super) fn translate_return(out: &mut Out, s: &Directive) -> Option<Return> {
+    let ret = match (return_redirect(s), return_answer(s)) {
+        (Some(r), _) => Return::Redirect(r),
+        (None, Some(a)) => Return::Answer(a),
+        (None, None) => {
+            out.skip(s, RETURN_FORMS);
+            return None;
+        }
+    };
+    let text = match &ret {
+        Return::Redirect((to, _)) => Some(to),
+        Return::Answer((_, body)) => body.as_ref(),
+    };
+    if let Some(Err(why)) = text.map(|t| out.template(t, false, 0)) {
+        out.skip(s, why);
+        return None;
+    }
+    Some(ret)
+}
+
+/// What `return` forms are translated.
+pub(super) const RETURN_FORMS: &str =
+    "only `return 301|302|307|308 URL` and `return CODE [TEXT]` are translated";
 
 /// Directives of a `location` (or a `server` applying to its locations).
 pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
@@ -90,8 +195,38 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 Some(i) => (&rest[..i], Some(&rest[i..])),
                 None => (rest, None),
             };
-            if host.contains('$') {
-                out.skip(s, "a target with variables is not translated");
+            if let Some(var) = host.strip_prefix('$') {
+                // `proxy_pass http://$backend;` with `map … $backend`: the pool the map names.
+                let var = var.trim_matches(['{', '}']);
+                let upstreams: Vec<String> = out.pools.iter().map(|(n, _)| n.clone()).collect();
+                let Some(m) = out.maps.iter_mut().find(|m| m.name == var) else {
+                    out.skip(
+                        s,
+                        "a target with variables other than a `map` is not translated",
+                    );
+                    return;
+                };
+                // Its values name upstreams; a renamed upstream is named as switchyard calls it.
+                let mut all_pools = true;
+                for v in m
+                    .values
+                    .iter_mut()
+                    .map(|(_, v)| v)
+                    .chain(m.default.as_mut())
+                {
+                    match upstreams.iter().find(|n| *n == v || pool_name(v) == **n) {
+                        Some(n) => v.clone_from(n),
+                        None => all_pools = false,
+                    }
+                }
+                if !all_pools || m.default.is_none() || uri.is_some() {
+                    out.skip(
+                        s,
+                        "a map target is translated when every value of the map (and a `default`) names an `upstream`, and it has no URI part",
+                    );
+                    return;
+                }
+                r.upstream = Some(format!("${var}"));
                 return;
             }
             let known = out
@@ -141,15 +276,22 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
             } else if value.is_empty() {
                 r.request_set.retain(|(n, _)| n != name);
                 out.note(s, "an empty value removes the field: not forwarded", false);
-            } else if value.contains('$') {
-                out.skip(s, "a value with variables is not translated");
+            } else if let Err(why) = out.template(value, false, 0) {
+                out.skip(s, why);
             } else {
+                r.request_set.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                 r.request_set.push((name.clone(), value.clone()));
             }
         }
         "add_header" => match (s.args.first(), s.args.get(1)) {
-            (Some(n), Some(v)) if !v.contains('$') => r.response_set.push((n.clone(), v.clone())),
-            _ => out.skip(s, "only literal `add_header NAME VALUE` is translated"),
+            (Some(n), Some(v)) => match out.template(v, true, 0) {
+                Ok(()) => {
+                    r.response_set.retain(|(k, _)| !k.eq_ignore_ascii_case(n));
+                    r.response_set.push((n.clone(), v.clone()));
+                }
+                Err(why) => out.skip(s, why),
+            },
+            _ => out.skip(s, "`add_header NAME VALUE [always]` is translated"),
         },
         "proxy_hide_header" | "more_clear_headers" => {
             r.response_remove.extend(s.args.iter().cloned())
@@ -191,7 +333,11 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
             [from, to] | [from, to, _]
                 if s.args.get(2).is_none_or(|f| f == "break" || f == "last") =>
             {
-                r.rewrite = Some((from.clone(), to.clone()));
+                let groups = regex::Regex::new(from).map_or(0, |re| re.captures_len());
+                match out.template(to, false, groups) {
+                    Ok(()) => r.rewrite = Some((from.clone(), to.clone())),
+                    Err(why) => out.skip(s, why),
+                }
             }
             _ => out.skip(
                 s,
@@ -239,6 +385,13 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
             }
         }
         "proxy_http_version" => out.note(s, "switchyard speaks HTTP/1.1 to upstreams", false),
+        "error_page" => {
+            if let Some(page) = error_page(out, s) {
+                r.error_pages.retain(|(codes, _)| *codes != page.0);
+                r.error_pages.push(page);
+            }
+        }
+        "proxy_intercept_errors" => r.intercept_errors = a0 == "on",
         "client_max_body_size" => r.max_body = Some(a0),
         "include" => missing_include(out, s),
         n if NOT_NEEDED.contains(&n) => out.note(s, "not needed by switchyard", false),

@@ -11,7 +11,7 @@ pub mod parse;
 mod render;
 mod server;
 
-use location::{location_directive, location_path, return_answer, return_redirect};
+use location::{Return, location_directive, location_path, translate_return};
 use render::render;
 use server::server;
 
@@ -39,6 +39,8 @@ impl std::fmt::Display for Note {
 pub struct Imported {
     pub yaml: String,
     pub notes: Vec<Note>,
+    /// What `check` would refuse in `yaml`: an importer bug (the YAML must not be written).
+    pub invalid: Vec<String>,
 }
 
 impl Imported {
@@ -120,6 +122,9 @@ struct Route {
     max_body: Option<String>,
     compress: bool,
     redirect: Option<(String, u16)>,
+    /// `error_page CODES URI` resolved to files: (statuses, file).
+    error_pages: Vec<(String, String)>,
+    intercept_errors: bool,
 }
 
 /// What the default-server pass needs of a `server` block.
@@ -153,7 +158,21 @@ struct Out {
     routes: Vec<Route>,
     servers: Vec<ServerInfo>,
     zones: BTreeMap<String, (u32, &'static str)>,
+    /// `map` blocks, in file order.
+    maps: Vec<ImportMap>,
+    /// The `server` block being translated (its locations resolve `error_page` URIs).
+    server_block: Vec<Directive>,
     notes: Vec<Note>,
+}
+
+/// An nginx `map $from $name { … }`.
+#[derive(Clone)]
+struct ImportMap {
+    origin: String,
+    name: String,
+    from: String,
+    values: Vec<(String, String)>,
+    default: Option<String>,
 }
 
 impl Out {
@@ -168,6 +187,22 @@ impl Out {
     fn skip(&mut self, d: &Directive, why: impl Into<String>) {
         self.note(d, why, true);
     }
+    /// Whether `text` is a template switchyard can evaluate (its variables known, maps
+    /// included); the error says which variable is not. `response`: `$status` and
+    /// `$upstream_addr` are allowed; `groups`: the regex groups `$N` may name.
+    fn template(&self, text: &str, response: bool, groups: usize) -> Result<(), String> {
+        let maps: Vec<String> = self.maps.iter().map(|m| m.name.clone()).collect();
+        crate::vars::Template::compile(
+            text,
+            crate::vars::Scope {
+                maps: &maps,
+                response,
+                groups,
+            },
+        )
+        .map(|_| ())
+    }
+
     fn pool(&mut self, name: &str) -> &mut Pool {
         if let Some(i) = self.pools.iter().position(|(n, _)| n == name) {
             return &mut self.pools[i].1;
@@ -288,10 +323,48 @@ pub fn import(path: &Path) -> Result<Imported, ParseError> {
         }
     }
     let yaml = render(&out);
+    let invalid = self_check(&yaml, path, &mut out.notes);
     Ok(Imported {
         yaml,
         notes: out.notes,
+        invalid,
     })
+}
+
+/// Run the loader's own validation on the translation. Files it names that are not on this
+/// machine (certificates, error pages) become notes: the config is checked where it will
+/// run. Names in server addresses are not resolved here. Anything else `check` would refuse
+/// is returned: the importer must never write such a config.
+fn self_check(yaml: &str, nginx: &Path, notes: &mut Vec<Note>) -> Vec<String> {
+    let any_name = |text: &str| -> Result<std::net::SocketAddr, String> {
+        crate::config::units::literal_addr(text).or_else(|_| {
+            let port = text.trim().rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+            match port {
+                Some(Ok(port)) => Ok(std::net::SocketAddr::from(([192, 0, 2, 1], port))),
+                _ => Err(format!("`{text}` is not host:port")),
+            }
+        })
+    };
+    let source = nginx.with_extension("yaml");
+    match crate::config::load_str_with(yaml, "the translation", source, &any_name) {
+        Ok(_) => Vec::new(),
+        Err(errors) => {
+            let mut left = Vec::new();
+            for e in errors.0 {
+                if e.message.starts_with("cannot read") {
+                    notes.push(Note {
+                        at: e.path.clone(),
+                        directive: "file".into(),
+                        why: format!("{} (it must exist where switchyard runs)", e.message),
+                        skipped: false,
+                    });
+                } else {
+                    left.push(e.to_string());
+                }
+            }
+            left
+        }
+    }
 }
 
 fn http(out: &mut Out, block: &[Directive]) {
@@ -321,6 +394,7 @@ fn http(out: &mut Out, block: &[Directive]) {
     for d in block {
         match d.name.as_str() {
             "limit_req_zone" => {}
+            "map" => map(out, d),
             "upstream" => upstream(out, d),
             "server" => {}
             "gzip" => compress = d.args.first().is_some_and(|a| a == "on"),
@@ -362,6 +436,60 @@ fn default_servers(out: &mut Out) {
         }
     }
     out.routes.extend(copies);
+}
+
+/// `map $from $name { default D; KEY VALUE; ~REGEX VALUE; }` as a switchyard map.
+fn map(out: &mut Out, d: &Directive) {
+    let (Some(from), Some(name)) = (d.args.first(), d.args.get(1)) else {
+        out.skip(d, "`map` needs a source and a variable");
+        return;
+    };
+    let Some(name) = name.strip_prefix('$').filter(|n| !n.is_empty()) else {
+        out.skip(d, "the map's variable must start with `$`");
+        return;
+    };
+    if let Err(why) = out.template(from, false, 0) {
+        out.skip(d, format!("its source is not translated: {why}"));
+        return;
+    }
+    let mut m = ImportMap {
+        origin: format!("map {from} ${name} ({})", d.at()),
+        name: name.to_string(),
+        from: from.clone(),
+        values: Vec::new(),
+        default: None,
+    };
+    for e in d.block.iter().flatten() {
+        let value = e.args.first().cloned().unwrap_or_default();
+        match (e.name.as_str(), e.args.len()) {
+            ("default", 1) => m.default = Some(value),
+            ("hostnames", 0) => out.skip(
+                e,
+                "`hostnames` maps are not translated: keys are compared exactly",
+            ),
+            ("volatile", 0) => out.note(
+                e,
+                "switchyard computes a map's value each time it is used",
+                false,
+            ),
+            ("include", _) => missing_include(out, e),
+            (_, 1) if value.contains('$') => {
+                out.skip(e, "a map value with variables is not translated")
+            }
+            (key, 1) => {
+                if let Some(re) = key.strip_prefix('~') {
+                    let re = re.strip_prefix('*').unwrap_or(re);
+                    if let Err(why) = crate::config::validate::check_regex(re) {
+                        out.skip(e, format!("its regex does not translate ({why})"));
+                        continue;
+                    }
+                }
+                m.values.push((key.to_string(), value));
+            }
+            _ => out.skip(e, "a map entry is a key and a value"),
+        }
+    }
+    out.maps.push(m);
 }
 
 /// A valid pool name for an nginx upstream name: what is not a letter, digit, `_` or `-`

@@ -175,6 +175,22 @@ pub(super) fn render(out: &Out) -> String {
             ))
         })
         .collect();
+    if !out.maps.is_empty() {
+        y.push_str("maps:\n");
+        for m in &out.maps {
+            let _ = writeln!(y, "  # {}", m.origin);
+            let _ = writeln!(y, "  {}:\n    from: {}", m.name, yaml_str(&m.from));
+            if !m.values.is_empty() {
+                y.push_str("    values:\n");
+                for (k, v) in &m.values {
+                    let _ = writeln!(y, "      {}: {}", yaml_str(k), yaml_str(v));
+                }
+            }
+            if let Some(d) = &m.default {
+                let _ = writeln!(y, "    default: {}", yaml_str(d));
+            }
+        }
+    }
     if !routes.is_empty() {
         y.push_str("routes:\n");
     }
@@ -278,6 +294,15 @@ pub(super) fn render(out: &Out) -> String {
                 let list: Vec<String> = r.response_remove.iter().map(|s| yaml_str(s)).collect();
                 let _ = write!(y, "\n      remove: [{}]", list.join(", "));
             }
+        }
+        if !r.error_pages.is_empty() {
+            y.push_str("\n    error_pages:");
+            for (codes, file) in &r.error_pages {
+                let _ = write!(y, "\n      {}: {}", yaml_str(codes), yaml_str(file));
+            }
+        }
+        if r.intercept_errors && r.redirect.is_none() && r.respond.is_none() {
+            y.push_str("\n    intercept_errors: true");
         }
         if !r.allow.is_empty() {
             let list: Vec<String> = r.allow.iter().map(|s| yaml_str(s)).collect();

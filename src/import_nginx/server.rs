@@ -5,6 +5,7 @@ use super::*;
 
 pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     let block = d.block.as_deref().unwrap_or(&[]);
+    out.server_block = block.to_vec();
     let mut listens: Vec<(String, bool, bool)> = Vec::new();
     let mut defaults: Vec<String> = Vec::new();
     let mut hosts: Vec<String> = Vec::new();
@@ -64,14 +65,21 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
                 }
             }
             "gzip" => compress = a0 == "on",
-            "return" => match (return_redirect(s), return_answer(s)) {
-                (Some(r), _) => redirect_all = Some((s.clone(), r)),
-                (None, Some(a)) => answer_all = Some((s.clone(), a)),
-                (None, None) => out.skip(s, RETURN_FORMS),
+            "return" => match translate_return(out, s) {
+                Some(Return::Redirect(r)) => redirect_all = Some((s.clone(), r)),
+                Some(Return::Answer(a)) => answer_all = Some((s.clone(), a)),
+                None => {}
             },
             "location" => {}
-            "add_header" | "proxy_hide_header" | "allow" | "deny" | "proxy_set_header"
-            | "limit_req" | "rewrite" => location_directive(out, s, &mut server_route),
+            "add_header"
+            | "proxy_hide_header"
+            | "allow"
+            | "deny"
+            | "proxy_set_header"
+            | "limit_req"
+            | "rewrite"
+            | "error_page"
+            | "proxy_intercept_errors" => location_directive(out, s, &mut server_route),
             "proxy_pass"
             | "proxy_connect_timeout"
             | "proxy_read_timeout"
@@ -167,10 +175,6 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     });
 }
 
-/// What `return` forms are translated.
-const RETURN_FORMS: &str =
-    "only `return 301|302|307|308 URL` and `return CODE [TEXT]` without variables are translated";
-
 /// One `location` block: its routes, one per host of the server (conditions from `if` first).
 fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<String>]) {
     let path = match location_path(loc) {
@@ -192,10 +196,10 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
     for s in inner {
         match s.name.as_str() {
             "gzip" => r.compress = s.args.first().is_some_and(|a| a == "on"),
-            "return" => match (return_redirect(s), return_answer(s)) {
-                (Some(rd), _) => r.redirect = Some(rd),
-                (None, Some(a)) => r.respond = Some(a),
-                (None, None) => out.skip(s, RETURN_FORMS),
+            "return" => match translate_return(out, s) {
+                Some(Return::Redirect(rd)) => r.redirect = Some(rd),
+                Some(Return::Answer(a)) => r.respond = Some(a),
+                None => {}
             },
             "if" => ifs.push(s),
             "client_max_body_size" => common(out, s, Some(&mut r)),
@@ -259,10 +263,10 @@ fn if_route(out: &mut Out, d: &Directive, location: &Route) -> Option<Route> {
     inner.sort_by_key(|s| s.name != "proxy_pass");
     for s in inner {
         match s.name.as_str() {
-            "return" => match (return_redirect(s), return_answer(s)) {
-                (Some(rd), _) => r.redirect = Some(rd),
-                (None, Some(a)) => r.respond = Some(a),
-                (None, None) => out.skip(s, RETURN_FORMS),
+            "return" => match translate_return(out, s) {
+                Some(Return::Redirect(rd)) => r.redirect = Some(rd),
+                Some(Return::Answer(a)) => r.respond = Some(a),
+                None => {}
             },
             "proxy_pass" | "rewrite" | "add_header" | "proxy_set_header" | "set" => {
                 location_directive(out, s, &mut r)

@@ -7,7 +7,8 @@
 
 pub mod rate;
 
-use crate::config::{Config, HeaderOps, RateKey, Route, RoutePolicy};
+use crate::config::{Config, FieldValue, HeaderOps, RateKey, Route, RoutePolicy, UpstreamMap};
+use crate::vars::{self, Facts};
 use pingora::http::{RequestHeader, ResponseHeader};
 use rate::RateLimiter;
 use std::borrow::Cow;
@@ -60,8 +61,10 @@ pub struct RouteState {
     pub name: String,
     /// The route's path prefix (what `strip_prefix` removes).
     pub prefix: String,
-    /// Index into the state's pools; `None` for a redirect.
+    /// Index into the state's pools; `None` for a redirect, or when a map chooses the pool.
     pub pool: Option<usize>,
+    /// `upstream: $MAP`.
+    pub pool_map: Option<UpstreamMap>,
     pub policy: RoutePolicy,
     /// Whether the route does nothing but choose a pool (the request path skips the rest).
     pub plain: bool,
@@ -94,6 +97,7 @@ pub fn build(config: &Config, previous: &[RouteState]) -> Vec<RouteState> {
             name: route.name.clone(),
             prefix: route.path.prefix().to_string(),
             pool: route.upstream,
+            pool_map: route.upstream_map.clone(),
             plain: route.policy.is_plain(),
             policy: route.policy.clone(),
             limiter,
@@ -114,6 +118,7 @@ pub fn build(config: &Config, previous: &[RouteState]) -> Vec<RouteState> {
             listeners: Vec::new(),
             conditions: None,
             upstream: Some(0),
+            upstream_map: None,
             policy: RoutePolicy::default(),
         })];
     }
@@ -141,10 +146,23 @@ pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+impl RouteState {
+    /// The pool for a request: the route's, or the one its map names.
+    pub fn pool_for(&self, facts: &Facts<'_>) -> Option<usize> {
+        match (&self.pool_map, self.pool) {
+            (Some(m), _) => {
+                let map = facts.maps.get(m.map)?;
+                m.pools.get(map.choose_for(facts)).copied()
+            }
+            (None, pool) => pool,
+        }
+    }
+}
+
 /// The target sent upstream: `raw` (path and query, origin form) with the route's prefix
 /// stripped and its rewrite applied to the path; the query is kept. `None` when nothing
 /// changes.
-pub fn upstream_target(route: &RouteState, raw: &str) -> Option<String> {
+pub fn upstream_target(route: &RouteState, raw: &str, facts: &Facts<'_>) -> Option<String> {
     let p = &route.policy;
     if !p.strip_prefix && p.rewrite.is_none() {
         return None;
@@ -166,8 +184,14 @@ pub fn upstream_target(route: &RouteState, raw: &str) -> Option<String> {
         }
     }
     if let Some(rw) = &p.rewrite
-        && let Cow::Owned(new) = rw.from.replace(&path, rw.to.as_str())
+        && let Some(groups) = rw.from.captures(&path)
     {
+        // What `from` matched is replaced by `to`, its groups and variables filled in.
+        let whole = groups.get(0).map_or(0..0, |m| m.range());
+        let mut new = String::with_capacity(path.len() + 16);
+        new.push_str(&path[..whole.start]);
+        rw.to.render_into(facts, Some(&groups), &mut new);
+        new.push_str(&path[whole.end..]);
         path = Cow::Owned(new);
     }
     let mut out = path.into_owned();
@@ -182,38 +206,57 @@ pub fn upstream_target(route: &RouteState, raw: &str) -> Option<String> {
     Some(out)
 }
 
-/// A redirect's `Location`: `$host` (without port) and `$request_uri` (path and query)
-/// replaced.
-pub fn redirect_location(to: &str, host: Option<&str>, request_uri: &str) -> String {
-    let host = host.map(|h| {
-        if h.starts_with('[') {
-            h.find(']').map_or(h, |end| &h[..=end])
-        } else {
-            h.rsplit_once(':').map_or(h, |(name, _)| name)
+/// A field's value for a request; `None` when it renders empty (the field is removed).
+pub fn field_value(value: &FieldValue, facts: &Facts<'_>) -> Option<http::HeaderValue> {
+    match value {
+        FieldValue::Fixed(v) => Some(v.clone()),
+        FieldValue::Template(t) => {
+            let text = t.render(facts);
+            (!text.is_empty()).then(|| vars::header_value(&text))
         }
-    });
-    to.replace("$request_uri", request_uri)
-        .replace("$host", host.unwrap_or(""))
+    }
 }
 
 /// Apply `ops` to a request head (after switchyard's own headers).
-pub fn apply_to_request(ops: &HeaderOps, req: &mut RequestHeader) -> pingora::Result<()> {
+pub fn apply_to_request(
+    ops: &HeaderOps,
+    req: &mut RequestHeader,
+    facts: &Facts<'_>,
+) -> pingora::Result<()> {
     for name in &ops.remove {
         req.remove_header(name);
     }
     for (name, value) in &ops.set {
-        req.insert_header(name.clone(), value.clone())?;
+        match field_value(value, facts) {
+            Some(v) => {
+                req.insert_header(name.clone(), v)?;
+            }
+            None => {
+                req.remove_header(name);
+            }
+        }
     }
     Ok(())
 }
 
 /// Apply `ops` to a response head.
-pub fn apply_to_response(ops: &HeaderOps, resp: &mut ResponseHeader) -> pingora::Result<()> {
+pub fn apply_to_response(
+    ops: &HeaderOps,
+    resp: &mut ResponseHeader,
+    facts: &Facts<'_>,
+) -> pingora::Result<()> {
     for name in &ops.remove {
         resp.remove_header(name);
     }
     for (name, value) in &ops.set {
-        resp.insert_header(name.clone(), value.clone())?;
+        match field_value(value, facts) {
+            Some(v) => {
+                resp.insert_header(name.clone(), v)?;
+            }
+            None => {
+                resp.remove_header(name);
+            }
+        }
     }
     Ok(())
 }

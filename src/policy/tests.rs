@@ -10,47 +10,50 @@ fn routes(yaml_routes: &str) -> Vec<RouteState> {
     build(&config, &[])
 }
 
+fn target(r: &RouteState, raw: &str) -> Option<String> {
+    let (m, h) = (http::Method::GET, http::HeaderMap::new());
+    let mut f = Facts::of(&m, &h, raw);
+    f.host = Some("Shop.Example:8080");
+    upstream_target(r, raw, &f)
+}
+
 #[test]
 fn strip_prefix_and_rewrite_keep_the_query() {
     let r = routes(
         "  - {path: /api/, upstream: app, strip_prefix: true}\n  - {path: /v1/, upstream: app, rewrite: {from: \"^/v1/(.*)$\", to: \"/v2/$1\"}}\n  - {path: /both/, upstream: app, strip_prefix: true, rewrite: {from: \"^/(\\\\w+)/(\\\\d+)$\", to: \"/items/$2/$1?x=1\"}}\n  - {path: /plain/, upstream: app}\n",
     );
     assert_eq!(
-        upstream_target(&r[0], "/api/users?x=1").as_deref(),
+        target(&r[0], "/api/users?x=1").as_deref(),
         Some("/users?x=1")
     );
-    assert_eq!(upstream_target(&r[0], "/api/").as_deref(), Some("/"));
+    assert_eq!(target(&r[0], "/api/").as_deref(), Some("/"));
+    assert_eq!(target(&r[1], "/v1/a/b?q").as_deref(), Some("/v2/a/b?q"));
     assert_eq!(
-        upstream_target(&r[1], "/v1/a/b?q").as_deref(),
-        Some("/v2/a/b?q")
-    );
-    assert_eq!(
-        upstream_target(&r[1], "/v1x").as_deref(),
+        target(&r[1], "/v1x").as_deref(),
         Some("/v1x"),
         "no match: unchanged"
     );
     assert_eq!(
-        upstream_target(&r[2], "/both/shoe/42?color=red").as_deref(),
+        target(&r[2], "/both/shoe/42?color=red").as_deref(),
         Some("/items/42/shoe?x=1&color=red")
     );
-    assert_eq!(upstream_target(&r[3], "/plain/a"), None);
+    assert_eq!(target(&r[3], "/plain/a"), None);
     assert!(r[3].plain && !r[0].plain);
 }
 
 #[test]
-fn redirect_locations_and_retry_after() {
-    assert_eq!(
-        redirect_location(
-            "https://$host$request_uri",
-            Some("example.com:8080"),
-            "/a?b=1"
-        ),
-        "https://example.com/a?b=1"
+fn rewrites_fill_in_groups_and_variables() {
+    let r = routes(
+        "  - {path: /u/, upstream: app, rewrite: {from: \"^/u/(\\\\d+)\", to: \"/$host/users/$1/$arg_tab\"}}\n",
     );
     assert_eq!(
-        redirect_location("https://x.example/new/", None, "/old/"),
-        "https://x.example/new/"
+        target(&r[0], "/u/42/posts?tab=x").as_deref(),
+        Some("/shop.example/users/42/x/posts?tab=x")
     );
+}
+
+#[test]
+fn retry_after_rounds_up_to_whole_seconds() {
     assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
     assert_eq!(retry_after_secs(Duration::from_millis(1000)), 1);
     assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);

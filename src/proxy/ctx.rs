@@ -2,6 +2,8 @@
 //! and its attempts on the pool's servers ([`Attempts`], the one owner of the retry state).
 
 use super::attempts::{Attempts, Failure, NoAttempt, Request};
+use super::request::facts;
+use crate::config::ErrorPage;
 use crate::policy::{self, Rejection, RouteState};
 use crate::state::RuntimeState;
 use crate::upstream::Pool;
@@ -36,6 +38,8 @@ pub struct Ctx {
     pub(super) request_id: Option<HeaderValue>,
     /// The route's `respond` is 444: the connection is closed without an answer.
     pub(super) closed_unanswered: bool,
+    /// The upstream's answer was replaced by its error page (`intercept_errors`).
+    pub(super) intercepted: bool,
 }
 
 impl Drop for Ctx {
@@ -63,7 +67,11 @@ impl Ctx {
     /// What every response to the client carries, the proxy's own answers included: the
     /// request id, `Strict-Transport-Security` on TLS listeners with `hsts`, and the route's
     /// `response_headers`.
-    pub(super) fn decorate(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+    pub(super) fn decorate(
+        &self,
+        session: &Session,
+        resp: &mut ResponseHeader,
+    ) -> pingora::Result<()> {
         if let Some(id) = &self.request_id {
             resp.insert_header(super::headers::X_REQUEST_ID, id.clone())?;
         }
@@ -71,9 +79,44 @@ impl Ctx {
             resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
         }
         if let Some(r) = self.route().filter(|r| !r.plain) {
-            policy::apply_to_response(&r.policy.response_headers, resp)?;
+            let facts = facts(session, self, Some(resp.status.as_u16()));
+            policy::apply_to_response(&r.policy.response_headers, resp, &facts)?;
         }
         Ok(())
+    }
+
+    /// The error page for `status`: the route's `error_pages` when it has them, else the
+    /// top level's.
+    pub(super) fn error_page(&self, status: u16) -> Option<&ErrorPage> {
+        let pages = match self.route().and_then(|r| r.policy.error_pages.as_ref()) {
+            Some(route_pages) => route_pages,
+            None => &self.state.config.error_pages,
+        };
+        pages.get(status)
+    }
+
+    /// Answer `status` with the proxy's own body or its error page, the fields every answer
+    /// carries and `extra` (`Retry-After`, `Location`).
+    pub(super) async fn send_error(
+        &self,
+        session: &mut Session,
+        status: u16,
+        keepalive: bool,
+        extra: Option<(http::HeaderName, HeaderValue)>,
+    ) -> pingora::Result<()> {
+        super::respond::send_error(
+            session,
+            status,
+            keepalive,
+            self.error_page(status),
+            |s, r| {
+                if let Some((name, value)) = extra {
+                    r.insert_header(name, value)?;
+                }
+                self.decorate(s, r)
+            },
+        )
+        .await
     }
 
     /// A request's state, with the configuration it starts with.
@@ -93,6 +136,7 @@ impl Ctx {
             attempts: None,
             request_id: None,
             closed_unanswered: false,
+            intercepted: false,
         }
     }
 

@@ -42,7 +42,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
-use request::{client_ip, cookie, local_addr, route_target, status_for};
+use request::{client_ip, cookie, facts, local_addr, route_target, status_for};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -122,14 +122,12 @@ impl ProxyHttp for Switchyard {
         let route_index = match routed {
             Ok(Some(i)) => i,
             Ok(None) => {
-                let ctx = &*ctx;
-                respond::send_error(session, 404, true, |r| ctx.decorate(r)).await?;
+                ctx.send_error(session, 404, true, None).await?;
                 return Ok(true);
             }
             Err(router::InvalidPath) => {
                 // `..` above the root or a broken `%` escape: nginx answers 400 too.
-                let ctx = &*ctx;
-                respond::send_error(session, 400, false, |r| ctx.decorate(r)).await?;
+                ctx.send_error(session, 400, false, None).await?;
                 return Ok(true);
             }
         };
@@ -145,7 +143,12 @@ impl ProxyHttp for Switchyard {
             }
         }
         let route = &ctx.state.routes[route_index];
-        let Some(pool) = route.pool else {
+        let pool = if route.pool_map.is_some() {
+            route.pool_for(&facts(session, ctx, None))
+        } else {
+            route.pool
+        };
+        let Some(pool) = pool else {
             return Ok(true);
         };
         let limit = route
@@ -164,8 +167,7 @@ impl ProxyHttp for Switchyard {
             if declared.is_some_and(|n| n > limit) {
                 // The body is not read: the connection cannot be reused after this answer.
                 ctx.reject(Rejection::BodyTooLarge);
-                let ctx = &*ctx;
-                respond::send_error(session, 413, false, |r| ctx.decorate(r)).await?;
+                ctx.send_error(session, 413, false, None).await?;
                 return Ok(true);
             }
         }
@@ -296,13 +298,14 @@ impl ProxyHttp for Switchyard {
             ctx.tls.is_some(),
         )?;
         if let Some(route) = ctx.route().filter(|r| !r.plain) {
+            let facts = facts(session, ctx, None);
             let target = std::str::from_utf8(upstream_request.raw_path())
                 .ok()
-                .and_then(|raw| policy::upstream_target(route, raw));
+                .and_then(|raw| policy::upstream_target(route, raw, &facts));
             if let Some(target) = target {
                 upstream_request.set_raw_path(target.as_bytes())?;
             }
-            policy::apply_to_request(&route.policy.request_headers, upstream_request)?;
+            policy::apply_to_request(&route.policy.request_headers, upstream_request, &facts)?;
         }
         Ok(())
     }
@@ -369,6 +372,22 @@ impl ProxyHttp for Switchyard {
             e.as_up();
             return Err(e);
         }
+        if ctx.route().is_some_and(|r| r.policy.intercept_errors)
+            && ctx.error_page(status).is_some()
+        {
+            // `intercept_errors`: the client gets the error page instead (sent by
+            // fail_to_proxy); the upstream's body is not read, so its connection is not reused.
+            ctx.intercepted = true;
+            if let Some(a) = ctx.attempts.as_mut() {
+                a.decide_now(false);
+            }
+            let mut e = Error::explain(
+                ErrorType::HTTPStatus(status),
+                "intercept_errors: answered with the error page",
+            );
+            e.as_up();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -384,7 +403,7 @@ impl ProxyHttp for Switchyard {
             // upstream spoke; an HTTP/1.0 status line over a chunked body would be invalid.
             upstream_response.set_version(http::Version::HTTP_11);
         }
-        ctx.decorate(upstream_response)?;
+        ctx.decorate(session, upstream_response)?;
         if ctx.route().is_some_and(|r| r.policy.compress)
             && !upstream_response.status.is_informational()
         {
@@ -427,21 +446,18 @@ impl ProxyHttp for Switchyard {
             if code == 413 && ctx.route.is_some() {
                 ctx.reject(Rejection::BodyTooLarge);
             }
-            let ctx = &*ctx;
-            let sent = respond::send_error(session, code, false, |r| {
-                if let Some(secs) = retry_after {
-                    r.insert_header(http::header::RETRY_AFTER, secs)?;
-                }
-                ctx.decorate(r)
-            })
-            .await;
+            let extra =
+                retry_after.map(|secs| (http::header::RETRY_AFTER, HeaderValue::from(secs)));
+            // An intercepted answer leaves the client connection as usable as any answer.
+            let keepalive = ctx.intercepted && session.is_body_done();
+            let sent = ctx.send_error(session, code, keepalive, extra).await;
             if let Err(write_err) = sent {
                 tracing::debug!("could not send the {code} answer: {write_err}");
             }
         }
         FailToProxy {
             error_code: code,
-            can_reuse_downstream: false,
+            can_reuse_downstream: ctx.intercepted && session.is_body_done(),
         }
     }
 

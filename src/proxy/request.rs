@@ -7,8 +7,9 @@ use pingora::proxy::Session;
 use pingora::{ErrorSource, ErrorType};
 use std::net::{IpAddr, SocketAddr};
 
-use super::{headers, retry};
+use super::{Ctx, headers, retry};
 use crate::config::Outcome;
+use crate::vars::Facts;
 
 pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
     session
@@ -40,6 +41,35 @@ pub(super) fn route_target(req: &RequestHeader) -> (Option<&str>, &str) {
                 .and_then(|h| h.to_str().ok());
             (host, req.uri.path())
         }
+    }
+}
+
+/// The request target as received, in origin form (`$request_uri`).
+pub(super) fn request_uri(req: &RequestHeader) -> &str {
+    if req.uri.authority().is_some() {
+        return req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    }
+    std::str::from_utf8(req.raw_path()).unwrap_or_else(|_| req.uri.path())
+}
+
+/// What the request's variables are made of (SPEC §11); `status` once a response exists.
+pub(super) fn facts<'a>(session: &'a Session, ctx: &'a Ctx, status: Option<u16>) -> Facts<'a> {
+    let req = session.req_header();
+    let pool = ctx.pool();
+    Facts {
+        method: &req.method,
+        headers: &req.headers,
+        target: request_uri(req),
+        host: route_target(req).0,
+        client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+        server: local_addr(session),
+        tls: ctx.tls.is_some(),
+        request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
+        upstream_addr: pool
+            .zip(ctx.attempts.as_ref().and_then(|a| a.server()))
+            .map(|(p, i)| p.servers[i].config.addr.as_str()),
+        status,
+        maps: &ctx.state.config.maps,
     }
 }
 

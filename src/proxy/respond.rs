@@ -1,7 +1,9 @@
 //! Responses the proxy makes itself (SPEC §3): short `text/plain` bodies with the right status,
 //! defined once here for the proxy hooks and the front door alike.
 
+use crate::config::ErrorPage;
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -42,20 +44,27 @@ pub fn raw_closing(status: u16) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Write a complete answer of the proxy's own: `status`, its short body, and the fields
-/// `decorate` adds (request id, `Retry-After`, `Location`, the route's response headers).
-/// `keepalive: false` closes the connection after it.
+/// Write a complete answer of the proxy's own: `status`, its short body (or the error `page`
+/// configured for it), and the fields `decorate` adds (request id, `Retry-After`, `Location`,
+/// the route's response headers). `keepalive: false` closes the connection after it.
 pub async fn send_error(
     session: &mut Session,
     status: u16,
     keepalive: bool,
-    decorate: impl FnOnce(&mut ResponseHeader) -> Result<()>,
+    page: Option<&ErrorPage>,
+    decorate: impl FnOnce(&Session, &mut ResponseHeader) -> Result<()>,
 ) -> Result<()> {
-    let body = body_for(status);
+    let (body, content_type) = match page {
+        Some(p) => (p.body.clone(), p.content_type.clone()),
+        None => (
+            Bytes::from_static(body_for(status).as_bytes()),
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ),
+    };
     let mut resp = ResponseHeader::build(status, Some(5))?;
-    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    decorate(&mut resp)?;
+    decorate(session, &mut resp)?;
     if !keepalive {
         session.set_keepalive(None);
     }
@@ -64,9 +73,7 @@ pub async fn send_error(
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }
@@ -76,13 +83,13 @@ pub async fn send_error(
 pub async fn send_answer(
     session: &mut Session,
     status: u16,
-    headers: &[(http::HeaderName, http::HeaderValue)],
-    body: &Bytes,
-    decorate: impl FnOnce(&mut ResponseHeader) -> Result<()>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+    body: Bytes,
+    decorate: impl FnOnce(&Session, &mut ResponseHeader) -> Result<()>,
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
     for (name, value) in headers {
-        resp.append_header(name.clone(), value.clone())?;
+        resp.append_header(name, value)?;
     }
     // 204 and 304 have no body and say nothing of one (RFC 9110 §8.6).
     let bodiless = status == 204 || status == 304;
@@ -92,15 +99,13 @@ pub async fn send_answer(
         }
         resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     }
-    decorate(&mut resp)?;
+    decorate(session, &mut resp)?;
     let head_only = bodiless || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(body.clone()), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }

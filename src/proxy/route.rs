@@ -1,10 +1,13 @@
 //! A route's own answers before anything is forwarded (SPEC §8): access lists, the rate limit
 //! and redirects.
 
-use super::request::{client_ip, route_target};
+use super::request::{client_ip, facts};
 use super::{Ctx, Switchyard, respond};
 use crate::config::Respond;
 use crate::policy::{self, Rejection, RouteState};
+use crate::vars;
+use bytes::Bytes;
+use http::HeaderValue;
 use pingora::ErrorType;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -26,8 +29,7 @@ impl Switchyard {
             && !client.is_some_and(|ip| access.permits(ip))
         {
             ctx.reject(Rejection::Denied);
-            let ctx = &*ctx;
-            respond::send_error(session, 403, true, |r| ctx.decorate(r)).await?;
+            ctx.send_error(session, 403, true, None).await?;
             return Ok(true);
         }
         if let (Some(limit), Some(limiter)) = (&p.rate_limit, &route.limiter)
@@ -36,12 +38,9 @@ impl Switchyard {
         {
             ctx.reject(Rejection::RateLimited);
             let secs = policy::retry_after_secs(wait);
-            let ctx = &*ctx;
-            respond::send_error(session, 429, true, |r| {
-                r.insert_header(http::header::RETRY_AFTER, secs)?;
-                ctx.decorate(r)
-            })
-            .await?;
+            let retry_after = (http::header::RETRY_AFTER, HeaderValue::from(secs));
+            ctx.send_error(session, 429, true, Some(retry_after))
+                .await?;
             return Ok(true);
         }
         if let Some(answer) = &p.respond {
@@ -49,27 +48,31 @@ impl Switchyard {
                 ctx.closed_unanswered = true;
                 return Error::e_explain(ErrorType::HTTPStatus(Respond::CLOSE), "respond 444");
             }
+            let (body, headers) = {
+                let facts = facts(session, ctx, None);
+                let body = match &answer.body_template {
+                    Some(t) => Bytes::from(t.render(&facts).into_owned()),
+                    None => answer.body.clone(),
+                };
+                let headers: Vec<_> = answer
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.clone(), policy::field_value(v, &facts)?)))
+                    .collect();
+                (body, headers)
+            };
             let ctx = &*ctx;
-            respond::send_answer(session, answer.status, &answer.headers, &answer.body, |r| {
-                ctx.decorate(r)
+            respond::send_answer(session, answer.status, headers, body, |s, r| {
+                ctx.decorate(s, r)
             })
             .await?;
             return Ok(true);
         }
         if let Some(redirect) = &p.redirect {
-            let req = session.req_header();
-            let (host, _) = route_target(req);
-            let uri = req
-                .uri
-                .path_and_query()
-                .map_or_else(|| req.uri.path(), |pq| pq.as_str());
-            let location = policy::redirect_location(&redirect.to, host, uri);
-            let ctx = &*ctx;
-            respond::send_error(session, redirect.status, true, |r| {
-                r.insert_header(http::header::LOCATION, location)?;
-                ctx.decorate(r)
-            })
-            .await?;
+            let location = redirect.to.render(&facts(session, ctx, None));
+            let location = (http::header::LOCATION, vars::header_value(&location));
+            ctx.send_error(session, redirect.status, true, Some(location))
+                .await?;
             return Ok(true);
         }
         Ok(false)

@@ -3,9 +3,8 @@
 
 #[cfg(test)]
 mod tests;
-mod uri;
 
-pub use uri::{InvalidPath, normalize_path};
+pub use crate::vars::uri::{InvalidPath, cookie, normalize_host, normalize_path};
 
 use crate::config::{Conditions, Config, HostMatch, PathMatch};
 use http::{HeaderMap, Method};
@@ -254,33 +253,4 @@ fn group<'a>(groups: &'a mut Vec<(String, Locations)>, affix: &str) -> &'a mut L
         }
     };
     &mut groups[k].1
-}
-
-/// The value of cookie `name` in the `Cookie` fields of `headers`.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
-        .find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
-        })
-}
-
-/// Lower-case, without port or trailing dot. Borrows unless the host has upper-case letters.
-fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
-    let without_port = if host.starts_with('[') {
-        // IPv6 literal: keep up to the closing bracket.
-        host.find(']').map_or(host, |end| &host[..=end])
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    let h = without_port.trim_end_matches('.');
-    if h.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(h.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(h)
-    }
 }

@@ -26,3 +26,4 @@ mod schema;
 mod status_page;
 mod tls;
 mod upgrade;
+mod variables;

@@ -2,16 +2,36 @@
 
 use super::Checker;
 use super::location::{Location, compile};
+use super::vars::{error_pages, template};
 use crate::config::defaults;
 use crate::config::error::did_you_mean;
 use crate::config::file::{FileHeaderOps, FileRateLimit, FileRoute};
 use crate::config::units::{parse_duration, parse_size};
 use crate::config::yaml::Seg;
 use crate::config::{
-    Access, HeaderOps, PathMatch, RateKey, RateLimit, RedirectTo, Respond, Rewrite, Route,
-    RoutePolicy,
+    Access, FieldValue, HeaderOps, PathMatch, RateKey, RateLimit, RedirectTo, Respond, Rewrite,
+    Route, RoutePolicy, UpstreamMap,
 };
+use crate::vars::{Map, Scope, Template};
 use http::{HeaderName, HeaderValue};
+
+/// What a route may name: pools and maps.
+pub(super) struct Known<'a> {
+    pub pools: &'a [&'a str],
+    pub map_names: &'a [String],
+    /// The maps that compiled.
+    pub maps: &'a [Map],
+}
+
+impl Known<'_> {
+    fn scope(&self, response: bool) -> Scope<'_> {
+        Scope {
+            maps: self.map_names,
+            response,
+            groups: 0,
+        }
+    }
+}
 
 /// Fields switchyard frames or manages itself: a route may not set or remove them.
 const MANAGED: [&str; 6] = [
@@ -28,7 +48,7 @@ pub(super) fn route(
     i: usize,
     r: &FileRoute,
     at_: Location,
-    names: &[&str],
+    known: &Known<'_>,
     earlier: &[Route],
 ) -> Option<Route> {
     let Location {
@@ -64,8 +84,14 @@ pub(super) fn route(
             "`upstream` (or `redirect`, or `respond`) is required",
         );
     }
+    let names = known.pools;
+    let mut upstream_map = None;
     let upstream = match &r.upstream {
         None => None,
+        Some(u) if u.starts_with('$') => {
+            upstream_map = pool_map(c, &u[1..], known, &at("upstream"));
+            None
+        }
         Some(u) => match names.iter().position(|n| n == u) {
             Some(idx) => Some(idx),
             None => {
@@ -126,26 +152,30 @@ pub(super) fn route(
             );
             return None;
         }
-        if let Some(n) = highest_group(to)
-            && n >= re.captures_len()
-        {
-            c.err(
-                &to_path,
-                format!(
-                    "`${n}` refers to a group `from` does not have (it has {})",
-                    re.captures_len() - 1
-                ),
-            );
-            return None;
-        }
-        Some(Rewrite {
-            from: re,
-            to: to.clone(),
-        })
+        let to = template(
+            c,
+            to,
+            &to_path,
+            Scope {
+                groups: re.captures_len(),
+                ..known.scope(false)
+            },
+        )?;
+        Some(Rewrite { from: re, to })
     });
 
-    let request_headers = header_ops(c, &r.request_headers, &at("request_headers"));
-    let response_headers = header_ops(c, &r.response_headers, &at("response_headers"));
+    let request_headers = header_ops(
+        c,
+        &r.request_headers,
+        &at("request_headers"),
+        known.scope(false),
+    );
+    let response_headers = header_ops(
+        c,
+        &r.response_headers,
+        &at("response_headers"),
+        known.scope(true),
+    );
     let allow = cidrs(c, &r.allow, &at("allow"));
     let deny = cidrs(c, &r.deny, &at("deny"));
     let access = (!allow.is_empty() || !deny.is_empty()).then_some(Access { allow, deny });
@@ -184,15 +214,19 @@ pub(super) fn route(
             );
             return None;
         }
-        Some(RedirectTo {
-            to: to.to_string(),
-            status,
-        })
+        let to = template(
+            c,
+            to,
+            &[&at("redirect")[..], &[Seg::Key("to")]].concat(),
+            known.scope(false),
+        )?;
+        Some(RedirectTo { to, status })
     });
     let respond = r
         .respond
         .as_ref()
-        .and_then(|rs| respond(c, rs, &at("respond")));
+        .and_then(|rs| respond(c, rs, &at("respond"), known.scope(false)));
+    let error_pages = error_pages(c, &r.error_pages, &at("error_pages"));
     if r.redirect.is_some() || r.respond.is_some() {
         // What only makes sense for a request that is forwarded.
         for (key, set) in [
@@ -201,6 +235,7 @@ pub(super) fn route(
             ("request_headers", r.request_headers.is_some()),
             ("max_body_bytes", r.max_body_bytes.is_some()),
             ("compress", r.compress.is_some()),
+            ("intercept_errors", r.intercept_errors.is_some()),
         ] {
             if set {
                 c.err(
@@ -234,14 +269,62 @@ pub(super) fn route(
             compress: r.compress.unwrap_or(false),
             redirect,
             respond,
+            error_pages,
+            intercept_errors: r.intercept_errors.unwrap_or(false),
         },
+        upstream_map,
     })
+}
+
+/// `upstream: $NAME`: every value of map NAME (its default included) must name a pool.
+fn pool_map(
+    c: &mut Checker<'_>,
+    name: &str,
+    known: &Known<'_>,
+    at: &[Seg<'_>],
+) -> Option<UpstreamMap> {
+    let Some(index) = known.map_names.iter().position(|n| n == name) else {
+        c.err(
+            at,
+            format!(
+                "no map `{name}` under `maps`{}",
+                did_you_mean(name, known.map_names.iter().map(String::as_str))
+            ),
+        );
+        return None;
+    };
+    // A map that failed to compile has its own error already.
+    let map = known.maps.iter().find(|m| m.name == name)?;
+    let mut pools = Vec::new();
+    let mut all_pools = true;
+    for value in map.values() {
+        match known.pools.iter().position(|p| p == value) {
+            Some(p) => pools.push(p),
+            None => {
+                all_pools = false;
+                let shown = if value.is_empty() {
+                    "`` (the empty default: give the map a `default`)".to_string()
+                } else {
+                    format!("`{value}`")
+                };
+                c.err(
+                    at,
+                    format!(
+                        "map `{name}` can give {shown}, which is not a pool{}",
+                        did_you_mean(value, known.pools.iter().copied())
+                    ),
+                );
+            }
+        }
+    }
+    all_pools.then_some(UpstreamMap { map: index, pools })
 }
 
 fn respond(
     c: &mut Checker<'_>,
     rs: &crate::config::file::FileRespond,
     base: &[Seg<'_>],
+    scope: Scope<'_>,
 ) -> Option<Respond> {
     let at = |k: &'static str| [base, &[Seg::Key(k)]].concat();
     let errors_before = c.issues.len();
@@ -265,19 +348,24 @@ fn respond(
     let mut headers = Vec::new();
     for (name, value) in rs.headers.iter().flat_map(|h| &h.0) {
         let p = [&at("headers")[..], &[Seg::Key(name)]].concat();
-        match (
-            HeaderName::from_bytes(name.trim().as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            (Ok(n), _) if MANAGED.contains(&n.as_str()) => c.err(
+        match HeaderName::from_bytes(name.trim().as_bytes()) {
+            Ok(n) if MANAGED.contains(&n.as_str()) => c.err(
                 &p,
                 format!("`{name}` frames the message; switchyard manages it"),
             ),
-            (Ok(n), Ok(v)) => headers.push((n, v)),
-            (Err(_), _) => c.err(&p, format!("`{name}` is not a header field name")),
-            (_, Err(_)) => c.err(&p, "not a valid header value (no control characters)"),
+            Ok(n) => {
+                if let Some(v) = field_value(c, value, &p, scope) {
+                    headers.push((n, v));
+                }
+            }
+            Err(_) => c.err(&p, format!("`{name}` is not a header field name")),
         }
     }
+    let body_template = rs
+        .body
+        .as_deref()
+        .and_then(|b| template(c, b, &at("body"), scope))
+        .filter(|t| t.literal().is_none());
     if (status == 204 || status == 304) && rs.body.as_ref().is_some_and(|b| !b.is_empty()) {
         c.err(&at("body"), format!("a {status} answer has no body"));
     }
@@ -287,22 +375,47 @@ fn respond(
             "444 closes the connection without an answer: it has no body or headers",
         );
     }
+    let body = match (&body_template, rs.body.as_deref()) {
+        (None, Some(b)) => Template::compile(b, scope)
+            .ok()
+            .and_then(|t| t.literal().map(|s| bytes::Bytes::from(s.to_string())))
+            .unwrap_or_default(),
+        _ => bytes::Bytes::new(),
+    };
     (c.issues.len() == errors_before).then(|| Respond {
         status,
-        body: bytes::Bytes::from(rs.body.clone().unwrap_or_default()),
+        body,
+        body_template,
         headers,
     })
 }
 
-/// The highest `$N` / `${N}` in a replacement.
-fn highest_group(to: &str) -> Option<usize> {
-    let re = regex::Regex::new(r"\$\{?([0-9]+)\}?").ok()?;
-    re.captures_iter(to)
-        .filter_map(|c| c.get(1)?.as_str().parse().ok())
-        .max()
+/// A header value: fixed when it has no variables, else its template.
+fn field_value(
+    c: &mut Checker<'_>,
+    value: &str,
+    at: &[Seg<'_>],
+    scope: Scope<'_>,
+) -> Option<FieldValue> {
+    let t = template(c, value, at, scope)?;
+    match t.literal() {
+        Some(text) => match HeaderValue::from_str(text) {
+            Ok(v) => Some(FieldValue::Fixed(v)),
+            Err(_) => {
+                c.err(at, "not a valid header value (no control characters)");
+                None
+            }
+        },
+        None => Some(FieldValue::Template(t)),
+    }
 }
 
-fn header_ops(c: &mut Checker<'_>, ops: &Option<FileHeaderOps>, base: &[Seg<'_>]) -> HeaderOps {
+fn header_ops(
+    c: &mut Checker<'_>,
+    ops: &Option<FileHeaderOps>,
+    base: &[Seg<'_>],
+    scope: Scope<'_>,
+) -> HeaderOps {
     let mut out = HeaderOps::default();
     let Some(ops) = ops else {
         return out;
@@ -330,9 +443,8 @@ fn header_ops(c: &mut Checker<'_>, ops: &Option<FileHeaderOps>, base: &[Seg<'_>]
             let Some(n) = name_of(c, name, &p) else {
                 continue;
             };
-            match HeaderValue::from_str(value) {
-                Ok(v) => out.set.push((n, v)),
-                Err(_) => c.err(&p, "not a valid header value (no control characters)"),
+            if let Some(v) = field_value(c, value, &p, scope) {
+                out.set.push((n, v));
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The path routes are matched against: nginx's `$uri` — percent-decoded, with `//` merged and
+//! Facts read from a request's target and fields: its host and cookies, and the path routes
+//! are matched against, nginx's `$uri` — percent-decoded, with `//` merged and
 //! `.` and `..` segments resolved. The request is forwarded as the client sent it (as nginx's
 //! `proxy_pass` without a URI part does); only the routing decision uses this form, so
 //! `/%61dmin`, `//admin` and `/x/../admin` all take the route of `/admin`.
@@ -75,6 +76,35 @@ fn decode(b: &[u8]) -> Result<Vec<u8>, InvalidPath> {
         }
     }
     Ok(out)
+}
+
+/// The value of cookie `name` in the `Cookie` fields of `headers`.
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a [u8]> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
+        })
+}
+
+/// Lower-case, without port or trailing dot. Borrows unless the host has upper-case letters.
+pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
+    let without_port = if host.starts_with('[') {
+        // IPv6 literal: keep up to the closing bracket.
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let h = without_port.trim_end_matches('.');
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(h)
+    }
 }
 
 #[cfg(test)]
