@@ -270,6 +270,12 @@ fn import_nginx(file: &std::path::Path, output: Option<&std::path::Path>) -> Exi
     for n in &imported.notes {
         eprintln!("{n}");
     }
+    if imported.empty {
+        eprintln!(
+            "import-nginx: no upstream server could be translated, so there is nothing to proxy to; nothing was written"
+        );
+        return ExitCode::from(2);
+    }
     if !imported.invalid.is_empty() {
         eprintln!(
             "import-nginx: the translation would not pass `switchyard check` (an importer bug; nothing was written):"

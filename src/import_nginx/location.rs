@@ -227,6 +227,7 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                     return;
                 }
                 r.upstream = Some(format!("${var}"));
+                r.proxy_host = Some(format!("${var}"));
                 return;
             }
             let known = out
@@ -257,6 +258,13 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 pool
             };
             r.upstream = Some(name);
+            // nginx's `$proxy_host`: the target as written, without the scheme's default port.
+            let default_port = if a0.starts_with("https://") {
+                ":443"
+            } else {
+                ":80"
+            };
+            r.proxy_host = Some(host.strip_suffix(default_port).unwrap_or(host).to_string());
             match uri {
                 None => {}
                 Some("/") => r.strip_prefix = true,
@@ -271,7 +279,12 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 out.skip(s, "needs a name and a value");
                 return;
             };
-            if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            if name.eq_ignore_ascii_case("host") {
+                match out.template(value, false, 0) {
+                    Ok(()) => r.host_header = Some(value.clone()),
+                    Err(why) => out.skip(s, why),
+                }
+            } else if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                 out.note(s, "switchyard sets this header itself", false);
             } else if value.is_empty() {
                 r.request_set.retain(|(n, _)| n != name);

@@ -41,6 +41,8 @@ pub struct Imported {
     pub notes: Vec<Note>,
     /// What `check` would refuse in `yaml`: an importer bug (the YAML must not be written).
     pub invalid: Vec<String>,
+    /// No upstream server could be translated: there is nothing to write.
+    pub empty: bool,
 }
 
 impl Imported {
@@ -122,6 +124,10 @@ struct Route {
     max_body: Option<String>,
     compress: bool,
     redirect: Option<(String, u16)>,
+    /// `proxy_set_header Host VALUE`, when given.
+    host_header: Option<String>,
+    /// The `proxy_pass` target as written (nginx's `$proxy_host`).
+    proxy_host: Option<String>,
     /// `error_page CODES URI` resolved to files: (statuses, file).
     error_pages: Vec<(String, String)>,
     intercept_errors: bool,
@@ -322,13 +328,55 @@ pub fn import(path: &Path) -> Result<Imported, ParseError> {
             _ => out.skip(d, "no switchyard equivalent"),
         }
     }
+    drop_empty_pools(&mut out);
+    if out.pools.is_empty() {
+        return Ok(Imported {
+            yaml: String::new(),
+            notes: out.notes,
+            invalid: Vec::new(),
+            empty: true,
+        });
+    }
     let yaml = render(&out);
     let invalid = self_check(&yaml, path, &mut out.notes);
     Ok(Imported {
         yaml,
         notes: out.notes,
         invalid,
+        empty: false,
     })
+}
+
+/// A pool left without servers (all of them Unix sockets, or `down`) cannot be written: it is
+/// left out, and so are the routes to it (each reported).
+fn drop_empty_pools(out: &mut Out) {
+    let empty: Vec<String> = out
+        .pools
+        .iter()
+        .filter(|(_, p)| p.servers.is_empty())
+        .map(|(n, _)| n.clone())
+        .collect();
+    if empty.is_empty() {
+        return;
+    }
+    out.pools.retain(|(n, _)| !empty.contains(n));
+    let mut dropped = Vec::new();
+    out.routes.retain(|r| {
+        let gone = r.upstream.as_ref().is_some_and(|u| empty.contains(u));
+        if gone {
+            dropped.push(r.origin.clone());
+        }
+        !gone
+    });
+    for origin in dropped {
+        let (directive, at) = origin.rsplit_once(" (").unwrap_or((&origin, ""));
+        out.notes.push(Note {
+            at: at.trim_end_matches(')').to_string(),
+            directive: directive.to_string(),
+            why: "left out: its upstream has no server switchyard can reach".into(),
+            skipped: true,
+        });
+    }
 }
 
 /// Run the loader's own validation on the translation. Files it names that are not on this
@@ -625,6 +673,10 @@ fn upstream(out: &mut Out, d: &Directive) {
                 }
                 if down {
                     out.note(s, "a `down` server is left out", false);
+                    continue;
+                }
+                if a0.starts_with("unix:") {
+                    out.skip(s, "Unix-socket servers are not translated");
                     continue;
                 }
                 let addr = if a0.contains(':') {

@@ -94,9 +94,6 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     if listens.is_empty() {
         listens.push(("0.0.0.0:80".into(), false, false));
     }
-    let plain_redirect = redirect_all.as_ref().is_some_and(|(_, (to, _))| {
-        to.starts_with("https://$host") || to.starts_with("https://$server_name")
-    });
     for (addr, ssl, h2) in &listens {
         let i = match out.listeners.iter().position(|(a, _)| a == addr) {
             Some(i) => i,
@@ -117,16 +114,7 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             if min_version.is_some() {
                 l.min_version.clone_from(&min_version);
             }
-        } else if plain_redirect && block.iter().all(|s| s.name != "location") {
-            l.redirect_only = true;
         }
-    }
-    if let Some((d, _)) = &redirect_all
-        && listens.iter().all(|(_, ssl, _)| !ssl)
-        && plain_redirect
-    {
-        out.note(d, "a `redirect_https` listener", false);
-        return;
     }
     let locations: Vec<&Directive> = block.iter().filter(|s| s.name == "location").collect();
     let host_list: Vec<Option<String>> = if hosts.is_empty() {
@@ -184,11 +172,26 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
             return;
         }
     };
+    if let Loc::Exact(uri) = &path
+        && serves_an_error_page(out, uri, loc)
+    {
+        return;
+    }
     let mut r = Route {
         origin: format!("location {} ({})", loc.args.join(" "), loc.at()),
         loc: path,
         ..base.clone()
     };
+    // nginx inherits `proxy_set_header` and `add_header` from the server only into locations
+    // that have none of their own.
+    let own = |name: &str| loc.block.iter().flatten().any(|d| d.name == name);
+    if own("proxy_set_header") {
+        r.request_set.clear();
+        r.host_header = None;
+    }
+    if own("add_header") {
+        r.response_set.clear();
+    }
     // `proxy_pass` first: the per-pool directives of the location need its pool.
     let mut inner: Vec<&Directive> = loc.block.iter().flatten().collect();
     inner.sort_by_key(|s| s.name != "proxy_pass");
@@ -208,7 +211,7 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
     }
     // Each `if` becomes a route on the same path, before the location's own, taken when its
     // condition holds: what the `if` block does on top of what the location does.
-    let mut routes = Vec::new();
+    let mut routes: Vec<Route> = auto_redirect(out, &r).into_iter().collect();
     for s in ifs {
         if let Some(cond) = if_route(out, s, &r) {
             routes.push(cond);
@@ -224,7 +227,8 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
     } else {
         routes.push(r);
     }
-    for route in routes {
+    for mut route in routes {
+        forwarded_host(&mut route);
         for h in host_list {
             let mut route = route.clone();
             if route.host.is_none() {
@@ -233,6 +237,98 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
             out.routes.push(route);
         }
     }
+}
+
+/// nginx sends `Host: $proxy_host` (the `proxy_pass` target as written) unless
+/// `proxy_set_header Host` says otherwise; switchyard forwards the client's `Host`, which is
+/// what `$host` and `$http_host` give.
+fn forwarded_host(r: &mut Route) {
+    if r.upstream.is_none() {
+        return;
+    }
+    let value = match r.host_header.as_deref() {
+        Some("$host" | "$http_host") => return,
+        Some(v) => v.to_string(),
+        None => match &r.proxy_host {
+            Some(h) => h.clone(),
+            None => return,
+        },
+    };
+    r.request_set
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("host"));
+    r.request_set.push(("Host".into(), value));
+}
+
+/// nginx answers a request for `/p` with `301` to `/p/` when `location /p/` proxies and no
+/// location is for `/p` itself: an `exact` route that redirects as nginx does (to the server's
+/// first port, unless it is the scheme's default).
+fn auto_redirect(out: &Out, r: &Route) -> Option<Route> {
+    let Loc::Prefix { path, .. } = &r.loc else {
+        return None;
+    };
+    let bare = path.strip_suffix('/').filter(|b| !b.is_empty())?;
+    r.upstream.as_ref()?;
+    let taken = out
+        .server_block
+        .iter()
+        .filter(|d| d.name == "location")
+        .any(|d| match location_path(d) {
+            Ok(Loc::Exact(p)) | Ok(Loc::Prefix { path: p, .. }) => p == bare,
+            _ => false,
+        });
+    if taken {
+        return None;
+    }
+    let first = r.listeners.first();
+    let port = first.and_then(|a| a.rsplit(':').next()).unwrap_or("80");
+    let ssl = out.listeners.iter().any(|(a, l)| l.ssl && first == Some(a));
+    let port = if (port == "80" && !ssl) || (port == "443" && ssl) {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    Some(Route {
+        origin: format!("{}, nginx's redirect of {bare} to {path}", r.origin),
+        loc: Loc::Exact(bare.to_string()),
+        upstream: None,
+        redirect: Some((format!("$scheme://$host{port}{path}$is_args$args"), 301)),
+        conditions: Vec::new(),
+        ..r.clone()
+    })
+}
+
+/// A `location = URI { root …; internal; }` that only serves an `error_page` of its server:
+/// carried by `error_pages` (the file is read at load). Without `internal` nginx also serves
+/// the file to a request for URI, which is not carried (static files).
+fn serves_an_error_page(out: &mut Out, uri: &str, loc: &Directive) -> bool {
+    let target = out
+        .server_block
+        .iter()
+        .filter(|d| d.name == "error_page")
+        .any(|d| d.args.last().is_some_and(|u| u == uri));
+    let inner = loc.block.as_deref().unwrap_or(&[]);
+    let only_files = inner.iter().all(|d| {
+        matches!(
+            d.name.as_str(),
+            "root" | "alias" | "internal" | "access_log"
+        )
+    });
+    if !target || !only_files {
+        return false;
+    }
+    if inner.iter().any(|d| d.name == "internal") {
+        out.note(
+            loc,
+            "the error page's file, read at load (`error_pages`)",
+            false,
+        );
+    } else {
+        out.skip(
+            loc,
+            format!("the error page is carried (`error_pages`), but a request for {uri} itself is not served (static files)"),
+        );
+    }
+    true
 }
 
 /// An `if (COND) { … }` inside a location, as a route with `match`; `None` (reported) when the

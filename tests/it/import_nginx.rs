@@ -26,10 +26,14 @@ fn import(name: &str, subs: &[(&str, String)]) -> Run {
         ("@A1@", "127.0.0.1:3001"),
         ("@A2@", "127.0.0.1:3002"),
         ("@A3@", "127.0.0.1:3003"),
+        ("@REFUSED@", "127.0.0.1:9"),
         ("@LISTEN@", "127.0.0.1:8080"),
+        ("@LISTEN2@", "127.0.0.1:8081"),
     ] {
         all.push((a, b.to_string()));
     }
+    // Files the configs serve (error pages) are in the copy.
+    all.push(("@ROOT@", dir.path().display().to_string()));
     copy(&src, dir.path(), &all);
     let out_path = dir.path().join("out.yaml");
     let out = Command::new(support::binary())
@@ -77,13 +81,17 @@ fn the_corpus_imports_and_passes_check() {
     for p in names {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         let run = import(&name, &[]);
-        let expected = if name.starts_with("99-") { 2 } else { 0 };
+        // `# import: partial (why)` in the file: something is reported as not carried over
+        // (exit 2); otherwise everything is (exit 0).
+        let text = std::fs::read_to_string(&p).unwrap();
+        let partial = name.starts_with("99-") || text.contains("\n# import: partial");
+        let expected = if partial { 2 } else { 0 };
         assert_eq!(run.code, expected, "{name}:\n{}", run.stderr);
         let (ok, why) = support::check_file(&run.dir.path().join("out.yaml"));
         assert!(ok, "{name} does not pass check:\n{why}\n{}", run.yaml);
         count += 1;
     }
-    assert!(count >= 11, "{count} configs");
+    assert!(count >= 28, "{count} configs");
 }
 
 #[test]
@@ -111,7 +119,7 @@ fn the_seed_config_runs_and_balances_like_nginx() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("01-seed.conf:17: proxy_set_header: switchyard sets this header itself"),
+            .contains("01-seed.conf:21: proxy_set_header: switchyard sets this header itself"),
         "{}",
         run.stderr
     );
@@ -181,13 +189,13 @@ fn includes_are_followed_and_what_is_left_out_is_reported() {
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
-            .contains("99-unsupported.conf:7: proxy_cache: no switchyard equivalent"),
+            .contains("99-unsupported.conf:9: proxy_cache: no switchyard equivalent"),
         "{}",
         run.stderr
     );
     assert!(
         run.stderr
-            .contains("99-unsupported.conf:9: fastcgi_pass: no switchyard equivalent"),
+            .contains("99-unsupported.conf:11: fastcgi_pass: no switchyard equivalent"),
         "{}",
         run.stderr
     );
@@ -213,4 +221,97 @@ fn a_broken_file_exits_1() {
         err.contains("broken.conf:3: `listen` is not ended by `;`"),
         "{err}"
     );
+}
+
+#[test]
+fn maps_variables_error_pages_and_nginx_defaults_are_translated() {
+    let run = import("16-websocket-map.conf", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for want in [
+        "maps:\n",
+        "  connection_upgrade:\n    from: \"$http_upgrade\"\n    values:\n      \"\": \"close\"\n    default: \"upgrade\"\n",
+        "\"~*(iphone|android)\": \"mobile\"",
+        "\"X-Client-Kind\": \"$client_kind\"",
+        "\"X-Served-For\": \"$client_kind\"",
+    ] {
+        assert!(run.yaml.contains(want), "{want}\n{}", run.yaml);
+    }
+
+    let run = import("23-map-upstream.conf", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.yaml.contains("upstream: $app_pool"), "{}", run.yaml);
+    // nginx's default `Host: $proxy_host` is the map's value.
+    assert!(run.yaml.contains("\"Host\": \"$app_pool\""), "{}", run.yaml);
+
+    let run = import("19-error-page.conf", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let page = run.dir.path().join("html/50x.html");
+    assert!(
+        run.yaml
+            .contains(&format!("\"502 503 504\": \"{}\"", page.display())),
+        "{}",
+        run.yaml
+    );
+    assert!(run.yaml.contains("intercept_errors: true"), "{}", run.yaml);
+    assert!(
+        run.stderr
+            .contains("19-error-page.conf:16: location: the error page's file, read at load"),
+        "{}",
+        run.stderr
+    );
+
+    // `location /orders/` answers `/orders` with nginx's 301; a location's own
+    // `proxy_set_header` replaces the server's.
+    let run = import("15-compose-gateway.conf", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.yaml.contains(
+            "  - exact: \"/orders\"\n    redirect: {to: \"$scheme://$host:8080/orders/$is_args$args\", status: 301}"
+        ),
+        "{}",
+        run.yaml
+    );
+    // nginx's default `Host: $proxy_host`.
+    assert!(
+        run.yaml
+            .contains("  - path: \"/orders/\"\n    upstream: orders\n    request_headers:\n      set:\n        \"Host\": \"orders\""),
+        "{}",
+        run.yaml
+    );
+
+    let run = import("25-rewrite-vars.conf", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.yaml
+            .contains("rewrite: {from: \"^/v1/items/(\\\\d+)$\", to: \"/v2/items/$1/$arg_lang\"}"),
+        "{}",
+        run.yaml
+    );
+}
+
+#[test]
+fn a_config_whose_every_server_is_a_unix_socket_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "http {\n  upstream app { server unix:/run/app.sock; }\n  server { listen 8080; location / { proxy_pass http://app; } }\n}\n",
+    )
+    .unwrap();
+    let out_path = dir.path().join("out.yaml");
+    let out = Command::new(support::binary())
+        .arg("import-nginx")
+        .arg(&conf)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nginx.conf:2: server: Unix-socket servers are not translated"));
+    assert!(
+        stderr.contains("nothing to proxy to; nothing was written"),
+        "{stderr}"
+    );
+    assert!(!out_path.exists());
 }
