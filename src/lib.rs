@@ -20,7 +20,7 @@ mod metrics;
 pub mod policy;
 mod proxy;
 mod reload;
-mod router;
+pub mod router;
 pub mod server;
 mod services;
 pub mod state;

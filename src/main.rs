@@ -211,6 +211,13 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             );
         }
     }
+    if !c.maps.is_empty() {
+        let names: Vec<&str> = c.maps.iter().map(|m| m.name.as_str()).collect();
+        out += &format!("  maps       {}\n", names.join(", "));
+    }
+    for (status, page) in &c.error_pages.0 {
+        out += &format!("  error page {status}: {}\n", page.path.display());
+    }
     if c.routes.is_empty() {
         let only = c.upstreams.first().map_or("-", |u| u.name.as_str());
         out += &format!("  routes     none: all traffic goes to {only}\n");
@@ -223,6 +230,19 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             };
             let to = match (&r.upstream, &r.policy.redirect, &r.policy.respond) {
                 (Some(u), _, _) => c.upstreams[*u].name.clone(),
+                (None, None, None) if r.upstream_map.is_some() => {
+                    let m = r.upstream_map.as_ref().map_or(0, |m| m.map);
+                    let mut pools: Vec<&str> = r
+                        .upstream_map
+                        .iter()
+                        .flat_map(|m| &m.pools)
+                        .map(|&p| c.upstreams[p].name.as_str())
+                        .collect();
+                    pools.sort_unstable();
+                    pools.dedup();
+                    let name = c.maps.get(m).map_or("?", |m| m.name.as_str());
+                    format!("${name} ({})", pools.join(" | "))
+                }
                 (None, Some(rd), _) => format!("{} {}", rd.status, rd.to),
                 (None, None, Some(rs)) => format!("respond {}", rs.status),
                 (None, None, None) => "-".to_string(),
@@ -238,6 +258,8 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
                 (p.rate_limit.is_some(), "rate_limit"),
                 (p.max_body_bytes.is_some(), "max_body_bytes"),
                 (p.compress, "compress"),
+                (p.error_pages.is_some(), "error_pages"),
+                (p.intercept_errors, "intercept_errors"),
                 (!r.listeners.is_empty(), "listeners"),
                 (r.conditions.is_some(), "match"),
             ] {
@@ -270,6 +292,11 @@ fn import_nginx(file: &std::path::Path, output: Option<&std::path::Path>) -> Exi
     for n in &imported.notes {
         eprintln!("{n}");
     }
+    let skipped = imported.notes.iter().filter(|n| n.skipped).count();
+    eprintln!(
+        "import-nginx: {skipped} directive(s) not carried over, {} note(s)",
+        imported.notes.len() - skipped
+    );
     if imported.empty {
         eprintln!(
             "import-nginx: no upstream server could be translated, so there is nothing to proxy to; nothing was written"

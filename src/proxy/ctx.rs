@@ -78,7 +78,10 @@ impl Ctx {
         if let Some(hsts) = &self.hsts {
             resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
         }
-        if let Some(r) = self.route().filter(|r| !r.plain) {
+        if let Some(r) = self
+            .route()
+            .filter(|r| !r.plain && !r.policy.response_headers.is_empty())
+        {
             let facts = facts(session, self, Some(resp.status.as_u16()));
             policy::apply_to_response(&r.policy.response_headers, resp, &facts)?;
         }

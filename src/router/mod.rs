@@ -88,9 +88,16 @@ struct Locations {
     exact: HashMap<String, Vec<Candidate>>,
     /// Longest first.
     prefixes: Vec<(String, Vec<Candidate>)>,
+    /// With many prefixes: their distinct lengths, longest first, each with the prefixes of
+    /// that length (index into `prefixes`), so the longest match is a few hash lookups (one
+    /// per length) instead of a walk over all of them.
+    by_len: Vec<(usize, HashMap<Box<str>, usize>)>,
     /// File order.
     regexes: Vec<(regex::Regex, Candidate)>,
 }
+
+/// Below this many prefixes, walking them is as fast as hashing.
+const WALK_PREFIXES: usize = 8;
 
 impl Locations {
     fn add(&mut self, path: &PathMatch, c: Candidate) {
@@ -104,10 +111,46 @@ impl Locations {
                         self.prefixes.push((prefix.clone(), vec![c]));
                         // Stable: equal lengths keep file order.
                         self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+                        self.index_prefixes();
                     }
                 }
             }
         }
+    }
+
+    fn index_prefixes(&mut self) {
+        self.by_len.clear();
+        if self.prefixes.len() <= WALK_PREFIXES {
+            return;
+        }
+        for (i, (p, _)) in self.prefixes.iter().enumerate() {
+            if self.by_len.last().is_none_or(|(len, _)| *len != p.len()) {
+                self.by_len.push((p.len(), HashMap::new()));
+            }
+            if let Some((_, map)) = self.by_len.last_mut() {
+                map.insert(p.as_str().into(), i);
+            }
+        }
+    }
+
+    /// The longest prefix of `path` with a candidate that `ok` accepts.
+    fn longest_prefix<'a>(
+        &'a self,
+        path: &str,
+        ok: impl Fn(&&'a Candidate) -> bool,
+    ) -> Option<&'a Candidate> {
+        if self.by_len.is_empty() {
+            return self
+                .prefixes
+                .iter()
+                .filter(|(p, _)| path.starts_with(p.as_str()))
+                .find_map(|(_, list)| list.iter().find(&ok));
+        }
+        self.by_len
+            .iter()
+            .filter(|(len, _)| path.is_char_boundary(*len))
+            .filter_map(|(len, map)| map.get(&path[..*len]))
+            .find_map(|&i| self.prefixes[i].1.iter().find(&ok))
     }
 
     /// nginx's algorithm: an exact match wins at once; else the longest prefix is remembered
@@ -121,11 +164,7 @@ impl Locations {
         {
             return Some(c.route);
         }
-        let prefix = self
-            .prefixes
-            .iter()
-            .filter(|(p, _)| path.starts_with(p.as_str()))
-            .find_map(|(_, list)| list.iter().find(ok));
+        let prefix = self.longest_prefix(path, ok);
         if let Some(c) = prefix
             && c.stop_regex
         {

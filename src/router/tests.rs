@@ -230,3 +230,35 @@ fn a_guarded_longest_prefix_that_does_not_hold_leaves_the_next_longest() {
     assert_eq!(a.get(None, "/a/b/c").as_deref(), Some("re"));
     assert!(!a.r.needs_listener());
 }
+
+#[test]
+fn many_prefixes_choose_as_the_walk_does() {
+    // Over WALK_PREFIXES prefixes, the longest match is found by length; the answers must be
+    // the walk's: longest first, guarded routes skipped when their guard fails, `^~` kept.
+    let mut routes: String = (0..12)
+        .map(|i| format!("  - {{path: /s{i}/, upstream: web, name: \"#s{i}\"}}\n"))
+        .collect();
+    routes.push_str("  - {path: /s1, upstream: web, name: \"#s1-bare\"}\n");
+    routes.push_str("  - {path: /s1/deep/, upstream: web, name: \"#deep-beta\", match: {headers: {X-Beta: \"1\"}}}\n");
+    routes.push_str("  - {path: /s1/deep/, stop_regex: true, upstream: web, name: \"#deep\"}\n");
+    routes.push_str("  - {regex: \"\\\\.png$\", upstream: web, name: \"#png\"}\n");
+    routes.push_str("  - {path: /, upstream: web, name: \"#root\"}\n");
+    let c = config(&routes);
+    let a = ask(&c);
+    assert!(a.r.any.by_len.len() >= 3, "indexed by length");
+    for (path, want) in [
+        ("/s7/x", "s7"),
+        ("/s11/x", "s11"),
+        ("/s1/x", "s1"),
+        ("/s1x", "s1-bare"),
+        ("/s1", "s1-bare"),
+        ("/s1/deep/a.png", "deep"),
+        ("/s2/a.png", "png"),
+        ("/nothing", "root"),
+        ("/é/s1/", "root"),
+    ] {
+        assert_eq!(a.get(None, path).as_deref(), Some(want), "{path}");
+    }
+    let beta = a.with(None, "/s1/deep/a", None, &[("X-Beta", "1")], "GET");
+    assert_eq!(beta.as_deref(), Some("deep-beta"));
+}

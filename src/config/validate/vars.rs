@@ -187,6 +187,10 @@ pub(super) fn error_pages(
 
 fn read_page(c: &mut Checker<'_>, file: &str, at: &[Seg<'_>]) -> Option<ErrorPage> {
     let path = c.file(file);
+    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+        c.err(at, format!("{} is not a regular file", path.display()));
+        return None;
+    }
     let read = std::fs::File::open(&path).and_then(|f| {
         use std::io::Read;
         let mut body = Vec::new();
