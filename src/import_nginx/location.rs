@@ -145,6 +145,11 @@ fn error_page(out: &mut Out, s: &Directive) -> Option<(String, String)> {
     Some((codes.join(" "), file))
 }
 
+/// An address or a CIDR block, as `allow`/`deny` take.
+fn is_cidr(text: &str) -> bool {
+    text.parse::<ipnet::IpNet>().is_ok() || text.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// What a `return` translates to.
 pub(super) enum Return {
     Redirect((String, u16)),
@@ -179,6 +184,23 @@ pub(super) const RETURN_FORMS: &str =
 /// Directives of a `location` (or a `server` applying to its locations).
 pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
     let a0 = s.args.first().cloned().unwrap_or_default();
+    if a0.is_empty() && !matches!(s.name.as_str(), "internal" | "include") {
+        // nginx itself refuses these; nothing can be translated from them.
+        out.skip(s, "an argument is missing");
+        return;
+    }
+    if let Some(why) = bad_value(s) {
+        out.skip(s, why);
+        return;
+    }
+    if s.name == "client_max_body_size" && a0 == "0" {
+        out.note(
+            s,
+            "0 turns nginx's check off: switchyard has no limit by default",
+            false,
+        );
+        return;
+    }
     match s.name.as_str() {
         "proxy_pass" => {
             let rest = a0
@@ -195,6 +217,17 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 Some(i) => (&rest[..i], Some(&rest[i..])),
                 None => (rest, None),
             };
+            if host.is_empty() {
+                out.skip(s, "the target has no host");
+                return;
+            }
+            if uri.is_some() && matches!(r.loc, Loc::Regex { .. }) {
+                out.skip(
+                    s,
+                    "a target with a URI part in a regex location (nginx refuses it too)",
+                );
+                return;
+            }
             if let Some(var) = host.strip_prefix('$') {
                 // `proxy_pass http://$backend;` with `map … $backend`: the pool the map names.
                 let var = var.trim_matches(['{', '}']);
@@ -308,6 +341,9 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
         },
         "proxy_hide_header" | "more_clear_headers" => {
             r.response_remove.extend(s.args.iter().cloned())
+        }
+        "allow" | "deny" if a0 != "all" && !is_cidr(&a0) => {
+            out.skip(s, "only addresses, CIDR blocks and `all` are translated")
         }
         "allow" => {
             if a0 != "all" {

@@ -571,9 +571,47 @@ fn parse_rate(r: &str) -> Option<(u32, &'static str)> {
         .map(|n| (n, "1m"))
 }
 
+/// Why the value of a size or time directive cannot be translated (`None`: it can, or the
+/// directive takes neither).
+fn bad_value(d: &Directive) -> Option<String> {
+    use crate::config::units::{parse_duration, parse_size};
+    let (at, size) = match d.name.as_str() {
+        "client_max_body_size" => (0, true),
+        "large_client_header_buffers" => (1, true),
+        "client_header_timeout"
+        | "client_body_timeout"
+        | "send_timeout"
+        | "keepalive_timeout"
+        | "proxy_connect_timeout"
+        | "proxy_read_timeout"
+        | "proxy_send_timeout"
+        | "proxy_next_upstream_timeout" => (0, false),
+        _ => return None,
+    };
+    let v = d.args.get(at)?;
+    let ok = if size {
+        parse_size(v).is_ok()
+    } else {
+        parse_duration(&duration(v)).is_ok()
+    };
+    (!ok).then(|| format!("`{v}` is not a {}", if size { "size" } else { "time" }))
+}
+
 /// Directives valid at http, server or location level. `route`: the location's route.
 fn common(out: &mut Out, d: &Directive, route: Option<&mut Route>) {
     let a0 = d.args.first().cloned().unwrap_or_default();
+    if let Some(why) = bad_value(d) {
+        out.skip(d, why);
+        return;
+    }
+    if d.name == "client_max_body_size" && a0 == "0" {
+        out.note(
+            d,
+            "0 turns nginx's check off: switchyard has no limit by default",
+            false,
+        );
+        return;
+    }
     match d.name.as_str() {
         "access_log" => {
             out.access_log = Some(if a0 == "off" {
@@ -675,6 +713,10 @@ fn upstream(out: &mut Out, d: &Directive) {
                     out.note(s, "a `down` server is left out", false);
                     continue;
                 }
+                if a0.is_empty() {
+                    out.skip(s, "`server` needs an address");
+                    continue;
+                }
                 if a0.starts_with("unix:") {
                     out.skip(s, "Unix-socket servers are not translated");
                     continue;
@@ -717,7 +759,10 @@ fn upstream(out: &mut Out, d: &Directive) {
                 }
             }
             "keepalive" => out.pool(&name).keepalive_idle = Some(a0),
-            "keepalive_timeout" => out.pool(&name).keepalive_timeout = Some(duration(&a0)),
+            "keepalive_timeout" => match bad_value(s) {
+                Some(why) => out.skip(s, why),
+                None => out.pool(&name).keepalive_timeout = Some(duration(&a0)),
+            },
             "keepalive_requests" | "keepalive_time" => {
                 out.note(s, "not needed by switchyard", false)
             }

@@ -449,7 +449,14 @@ mod tests {
         ] {
             let p = write(dir.path(), "odd.conf", text);
             let imported = crate::import_nginx::import(&p).unwrap();
-            assert!(!imported.yaml.is_empty());
+            // Something to write, or nothing to proxy to (and nothing written); never a
+            // translation that `check` would refuse.
+            assert!(!imported.yaml.is_empty() || imported.empty, "{text}");
+            assert!(
+                imported.invalid.is_empty(),
+                "{text}: {:?}",
+                imported.invalid
+            );
         }
     }
 
@@ -495,7 +502,124 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ");
             let p = write(dir.path(), "r.conf", &text);
-            let _ = crate::import_nginx::import(&p);
+            if let Ok(imported) = crate::import_nginx::import(&p) {
+                // The importer never writes what `check` refuses.
+                assert!(
+                    imported.invalid.is_empty(),
+                    "{text:?}\n{:?}\n{}",
+                    imported.invalid,
+                    imported.yaml
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn generated_configs_never_translate_into_what_check_refuses() {
+        // nginx-shaped configs made of real directives with plausible and odd arguments: the
+        // importer reports what it cannot carry, but never writes a config `check` refuses.
+        let dir = tempfile::tempdir().unwrap();
+        let locations = [
+            "/",
+            "/api/",
+            "= /x",
+            "^~ /s/",
+            "~ \\.php$",
+            "~* \\.(png|jpg)$",
+            "@app",
+            "/a b",
+        ];
+        let directives = [
+            "proxy_pass http://up",
+            "proxy_pass http://up/",
+            "proxy_pass http://up/v2/",
+            "proxy_pass http://127.0.0.1:9000",
+            "proxy_pass http://$m",
+            "proxy_pass https://up",
+            "proxy_set_header Host $host",
+            "proxy_set_header X-A $http_x_b",
+            "proxy_set_header X-U $upstream_cache_status",
+            "proxy_set_header X-E \"\"",
+            "add_header X-F $status always",
+            "add_header X-G \"a b\"",
+            "return 204",
+            "return 200 \"hi $remote_addr\"",
+            "return 301 https://$host$request_uri",
+            "return 444",
+            "return 302",
+            "rewrite ^/(.*)$ /v/$1 break",
+            "rewrite ^/a /b$2 last",
+            "error_page 502 /50x.html",
+            "error_page 404 =200 /x",
+            "proxy_intercept_errors on",
+            "allow 10.0.0.0/8",
+            "deny all",
+            "allow nonsense",
+            "limit_req zone=z burst=5",
+            "client_max_body_size 1m",
+            "client_max_body_size lots",
+            "root /srv",
+            "proxy_read_timeout 5s",
+            "proxy_next_upstream error http_502",
+            "if ($http_x = 1) { return 403; }",
+            "if ($request_method = POST) { proxy_pass http://up; }",
+            "gzip on",
+            "internal",
+            "expires 1d",
+        ];
+        let stmt = |d: &str| {
+            if d.ends_with('}') {
+                d.to_string()
+            } else {
+                format!("{d};")
+            }
+        };
+        let mut rng = fastrand::Rng::with_seed(22);
+        for round in 0..2000 {
+            let mut text = String::from("http {\n  map $cookie_v $m { default up; ~^2 up; }\n");
+            text.push_str("  limit_req_zone $binary_remote_addr zone=z:1m rate=5r/s;\n");
+            text.push_str(
+                "  upstream up { server 127.0.0.1:3001 weight=2; server 127.0.0.1:3002 backup; }\n",
+            );
+            for server in 0..rng.usize(1..3) {
+                text.push_str(&format!(
+                    "  server {{\n    listen {};\n",
+                    8000 + rng.usize(0..2)
+                ));
+                if rng.bool() {
+                    text.push_str(&format!("    server_name s{server}.example;\n"));
+                }
+                for _ in 0..rng.usize(0..3) {
+                    text.push_str(&format!(
+                        "    {}\n",
+                        stmt(directives[rng.usize(0..directives.len())])
+                    ));
+                }
+                for _ in 0..rng.usize(0..4) {
+                    text.push_str(&format!(
+                        "    location {} {{\n",
+                        locations[rng.usize(0..locations.len())]
+                    ));
+                    for _ in 0..rng.usize(0..4) {
+                        text.push_str(&format!(
+                            "      {}\n",
+                            stmt(directives[rng.usize(0..directives.len())])
+                        ));
+                    }
+                    text.push_str("    }\n");
+                }
+                text.push_str("  }\n");
+            }
+            text.push_str("}\n");
+            let p = write(dir.path(), "gen.conf", &text);
+            let imported =
+                crate::import_nginx::import(&p).unwrap_or_else(|e| panic!("{round}: {e}\n{text}"));
+            assert!(
+                imported.invalid.is_empty(),
+                "round {round}:\n{text}\n{:?}\n{}",
+                imported.invalid,
+                imported.yaml
+            );
         }
     }
 

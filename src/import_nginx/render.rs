@@ -160,19 +160,28 @@ pub(super) fn render(out: &Out) -> String {
     // Only needed with more than one pool or with policies; always written for clarity.
     // The first route of a host, path form, listener set and condition set wins (as the
     // loader would refuse a second that can never be taken).
+    // A route after one without conditions on the same host, path and listeners could never
+    // be taken either (nginx would use the first location too).
     let mut seen = std::collections::HashSet::new();
+    let mut taken = std::collections::HashSet::new();
     let routes: Vec<&Route> = out
         .routes
         .iter()
         .filter(|r| {
             let mut listeners = r.listeners.clone();
             listeners.sort();
-            seen.insert((
+            let place = (
                 r.host.clone(),
                 r.loc.clone(),
                 if serves_all(r) { vec![] } else { listeners },
-                r.conditions.clone(),
-            ))
+            );
+            if taken.contains(&place) {
+                return false;
+            }
+            if r.conditions.is_empty() {
+                taken.insert(place.clone());
+            }
+            seen.insert((place, r.conditions.clone()))
         })
         .collect();
     if !out.maps.is_empty() {

@@ -17,6 +17,7 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     for s in block {
         let a0 = s.args.first().cloned().unwrap_or_default();
         match s.name.as_str() {
+            "listen" if a0.is_empty() => out.skip(s, "`listen` needs an address or a port"),
             "listen" => {
                 let addr = if a0.bytes().all(|b| b.is_ascii_digit()) {
                     format!("0.0.0.0:{a0}")
@@ -80,8 +81,11 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             | "rewrite"
             | "error_page"
             | "proxy_intercept_errors" => location_directive(out, s, &mut server_route),
-            "proxy_pass"
-            | "proxy_connect_timeout"
+            "proxy_pass" => out.skip(
+                s,
+                "`proxy_pass` belongs in a `location` (nginx refuses it at server level)",
+            ),
+            "proxy_connect_timeout"
             | "proxy_read_timeout"
             | "proxy_send_timeout"
             | "proxy_next_upstream"
@@ -138,6 +142,8 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
                 origin: format!("return {status} {to} ({})", rd.at()),
                 host: h.clone(),
                 redirect: Some((to.clone(), *status)),
+                // nginx's `return` answers before any `proxy_pass` would.
+                upstream: None,
                 ..base.clone()
             });
         }
@@ -147,6 +153,7 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
                 origin: format!("return {} ({})", rd.args.join(" "), rd.at()),
                 host: h.clone(),
                 respond: Some(answer.clone()),
+                upstream: None,
                 ..base.clone()
             });
         }
@@ -208,6 +215,10 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
             "client_max_body_size" => common(out, s, Some(&mut r)),
             _ => location_directive(out, s, &mut r),
         }
+    }
+    if r.redirect.is_some() || r.respond.is_some() {
+        // nginx's `return` answers in the rewrite phase, before `proxy_pass` would.
+        r.upstream = None;
     }
     // Each `if` becomes a route on the same path, before the location's own, taken when its
     // condition holds: what the `if` block does on top of what the location does.
