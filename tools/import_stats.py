@@ -49,7 +49,7 @@ def stats(binary):
 
 
 def main():
-    binaries = sys.argv[1:] or [os.path.join(ROOT, "target", "release", "switchyard")]
+    binaries = sys.argv[1:] or [os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchyard")]
     results = [stats(b) for b in binaries]
     print("config".ljust(28) + "".join(f"{'exit/dropped':>16}" for _ in binaries))
     for i, (name, _, _) in enumerate(results[0]):

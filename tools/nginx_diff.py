@@ -337,7 +337,7 @@ def run(conf, switchyard):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--switchyard", default=os.path.join(ROOT, "target", "release", "switchyard"))
+    ap.add_argument("--switchyard", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchyard"))
     ap.add_argument("confs", nargs="*")
     args = ap.parse_args()
     if not shutil.which("nginx"):
