@@ -189,16 +189,7 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
         out.skip(s, "an argument is missing");
         return;
     }
-    if let Some(why) = bad_value(s) {
-        out.skip(s, why);
-        return;
-    }
-    if s.name == "client_max_body_size" && a0 == "0" {
-        out.note(
-            s,
-            "0 turns nginx's check off: switchyard has no limit by default",
-            false,
-        );
+    if settled_value(out, s) {
         return;
     }
     match s.name.as_str() {

@@ -597,19 +597,28 @@ fn bad_value(d: &Directive) -> Option<String> {
     (!ok).then(|| format!("`{v}` is not a {}", if size { "size" } else { "time" }))
 }
 
-/// Directives valid at http, server or location level. `route`: the location's route.
-fn common(out: &mut Out, d: &Directive, route: Option<&mut Route>) {
-    let a0 = d.args.first().cloned().unwrap_or_default();
+/// A size or time directive whose value cannot be translated is reported, and
+/// `client_max_body_size 0` (nginx: no check) noted; `true` when the directive is done with.
+fn settled_value(out: &mut Out, d: &Directive) -> bool {
     if let Some(why) = bad_value(d) {
         out.skip(d, why);
-        return;
+        return true;
     }
-    if d.name == "client_max_body_size" && a0 == "0" {
+    if d.name == "client_max_body_size" && d.args.first().is_some_and(|a| a == "0") {
         out.note(
             d,
             "0 turns nginx's check off: switchyard has no limit by default",
             false,
         );
+        return true;
+    }
+    false
+}
+
+/// Directives valid at http, server or location level. `route`: the location's route.
+fn common(out: &mut Out, d: &Directive, route: Option<&mut Route>) {
+    let a0 = d.args.first().cloned().unwrap_or_default();
+    if settled_value(out, d) {
         return;
     }
     match d.name.as_str() {
