@@ -107,8 +107,19 @@ pub struct StatusView {
     pub config: String,
     pub loaded_at: String,
     pub upstreams: Pools,
+    /// Answers `static` routes made from disk (SPEC §12), once there are any.
+    #[serde(rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_files: Option<StaticView>,
     /// Certificates served by TLS listeners and presented to upstreams (SPEC §6).
     pub certificates: Vec<CertView>,
+}
+
+/// `static` routes' answers: how many, by status.
+#[derive(Debug, Serialize)]
+pub struct StaticView {
+    pub requests: u64,
+    /// Status -> answers.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,6 +204,14 @@ impl StatusView {
                     })
                     .collect(),
             ),
+            static_files: {
+                let statuses: std::collections::BTreeMap<u16, u64> =
+                    state.static_files.statuses.nonzero().collect();
+                (!statuses.is_empty()).then(|| StaticView {
+                    requests: statuses.values().sum(),
+                    statuses,
+                })
+            },
             certificates: {
                 let now = std::time::SystemTime::now();
                 let mut seen = std::collections::HashSet::new();
@@ -251,6 +270,17 @@ impl StatusView {
                 );
             }
             pools.push_str("</tbody></table></section>");
+        }
+        if let Some(st) = &self.static_files {
+            pools.push_str("<section><h2>static <small>files served from disk</small></h2><table><thead><tr><th>status</th><th>answers</th></tr></thead><tbody>");
+            for (status, n) in &st.statuses {
+                let _ = write!(pools, "<tr><td class=addr>{status}</td><td>{n}</td></tr>");
+            }
+            let _ = write!(
+                pools,
+                "<tr><td class=addr>all</td><td>{}</td></tr></tbody></table></section>",
+                st.requests
+            );
         }
         if !self.certificates.is_empty() {
             pools.push_str("<section><h2>certificates</h2><table><thead><tr><th>file</th><th>names</th><th>expires</th><th>days left</th></tr></thead><tbody>");

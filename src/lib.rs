@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 mod discovery;
 mod edge;
+pub mod files;
 pub mod import_nginx;
 mod lifecycle;
 mod log_summary;

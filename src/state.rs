@@ -43,6 +43,9 @@ pub struct RuntimeState {
     pub access_log: Arc<AccessLogger>,
     /// Counters of requests that matched no route (`upstream=""`), kept across reloads.
     pub no_route: Arc<PoolStats>,
+    /// Counters of answers `static` routes made from disk (`upstream="static"`), kept across
+    /// reloads.
+    pub static_files: Arc<PoolStats>,
     /// What each client-facing listener does, in `config.listeners` order.
     pub listeners: Vec<ListenerState>,
     /// Whether every listener is plain HTTP (the front door then skips the listener lookup).
@@ -254,6 +257,7 @@ impl RuntimeState {
             router,
             access_log,
             no_route: previous.map_or_else(Default::default, |p| Arc::clone(&p.no_route)),
+            static_files: previous.map_or_else(Default::default, |p| Arc::clone(&p.static_files)),
             plain_only: listeners.iter().all(|l| matches!(l.serve, Serve::Plain)),
             listeners,
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),

@@ -6,6 +6,7 @@
 //! `switchyard check` runs, and what every reload runs before anything is swapped.
 
 mod admin_token;
+mod files;
 pub mod de;
 pub mod defaults;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod yaml;
 pub use admin_token::AdminToken;
 pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
+pub use files::{Expires, Fallback, StaticFiles, TryFile};
 pub use listen::{Listener, ListenerKind, TlsListener, UpstreamTls};
 pub use location::{Conditions, HostMatch, PathMatch, ValueTest};
 pub use route::{

@@ -25,6 +25,10 @@ pub struct RoutePolicy {
     /// Upstream answers with a status in the error pages get the page (nginx
     /// `proxy_intercept_errors`).
     pub intercept_errors: bool,
+    /// `static`: files served from disk (SPEC §12).
+    pub static_files: Option<Arc<super::StaticFiles>>,
+    /// Only reachable by an internal redirect (nginx `internal`).
+    pub internal: bool,
 }
 
 impl RoutePolicy {
@@ -42,6 +46,8 @@ impl RoutePolicy {
             && self.respond.is_none()
             && self.error_pages.is_none()
             && !self.intercept_errors
+            && self.static_files.is_none()
+            && !self.internal
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every problem is recorded with the position of the offending value (found in the YAML tree
 //! by its key path) and checking goes on, so one run reports all of them. Never panics.
 
+mod files;
 mod location;
 mod route;
 #[cfg(test)]
@@ -336,12 +337,19 @@ pub fn validate_with(
 
     // upstreams
     let mut upstreams = Vec::new();
+    // A file server (routes with `static` only) needs no pool.
+    let serves_files = file
+        .routes
+        .iter()
+        .flatten()
+        .any(|r| r.static_files.is_some());
     match &file.upstreams {
+        None if serves_files => {}
         None => c.err(
             &[Seg::Key("upstreams")],
-            "`upstreams` is required: at least one pool of servers",
+            "`upstreams` is required: at least one pool of servers (or routes with `static`)",
         ),
-        Some(u) if u.0.is_empty() => {
+        Some(u) if u.0.is_empty() && !serves_files => {
             c.err(&[Seg::Key("upstreams")], "at least one pool is required")
         }
         Some(u) => {

@@ -8,6 +8,7 @@
 
 mod check;
 mod common;
+mod files;
 mod location;
 pub mod parse;
 mod render;
@@ -137,6 +138,10 @@ struct Route {
     /// `error_page CODES URI` resolved to files: (statuses, file).
     error_pages: Vec<(String, String)>,
     intercept_errors: bool,
+    /// `root`, `try_files` and the other file directives (SPEC §12).
+    files: files::Files,
+    /// nginx `internal`.
+    internal: bool,
 }
 
 /// What the default-server pass needs of a `server` block.

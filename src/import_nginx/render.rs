@@ -253,6 +253,14 @@ pub(super) fn render(out: &Out) -> String {
         if let Some(u) = &r.upstream {
             let _ = write!(y, "\n    upstream: {u}");
         }
+        if r.files.serve {
+            super::files::render(&mut y, &r.files);
+        }
+        if r.internal {
+            y.push_str("\n    internal: true");
+        }
+        // A route that only serves files forwards nothing.
+        let forwards = r.upstream.is_some() || !r.files.serve;
         if let Some((to, status)) = &r.redirect {
             let _ = write!(
                 y,
@@ -266,7 +274,7 @@ pub(super) fn render(out: &Out) -> String {
             }
             y.push('}');
         }
-        if r.redirect.is_none() && r.respond.is_none() {
+        if r.redirect.is_none() && r.respond.is_none() && forwards {
             if r.strip_prefix {
                 y.push_str("\n    strip_prefix: true");
             }
@@ -287,9 +295,9 @@ pub(super) fn render(out: &Out) -> String {
             if let Some(m) = &r.max_body {
                 let _ = write!(y, "\n    max_body_bytes: {}", yaml_str(m));
             }
-            if r.compress {
-                y.push_str("\n    compress: true");
-            }
+        }
+        if r.compress && r.redirect.is_none() && r.respond.is_none() {
+            y.push_str("\n    compress: true");
         }
         if !r.response_set.is_empty() || !r.response_remove.is_empty() {
             y.push_str("\n    response_headers:");
@@ -310,7 +318,7 @@ pub(super) fn render(out: &Out) -> String {
                 let _ = write!(y, "\n      {}: {}", yaml_str(codes), yaml_str(file));
             }
         }
-        if r.intercept_errors && r.redirect.is_none() && r.respond.is_none() {
+        if r.intercept_errors && r.redirect.is_none() && r.respond.is_none() && r.upstream.is_some() {
             y.push_str("\n    intercept_errors: true");
         }
         if !r.allow.is_empty() {

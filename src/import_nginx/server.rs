@@ -81,6 +81,13 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             | "rewrite"
             | "error_page"
             | "proxy_intercept_errors" => location_directive(out, s, &mut server_route),
+            "root" | "index" | "expires" | "gzip_static" | "autoindex" => {
+                files::file_directive(out, s, &mut server_route);
+            }
+            "try_files" => out.skip(
+                s,
+                "a server-level `try_files` is not translated: put it in `location /`",
+            ),
             "proxy_pass" => out.skip(
                 s,
                 "`proxy_pass` belongs in a `location` (nginx refuses it at server level)",
@@ -158,8 +165,30 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             });
         }
     } else {
+        let catch_all = !locations
+            .iter()
+            .any(|l| matches!(location_path(l), Ok(Loc::Prefix { ref path, .. }) if path == "/"));
         for loc in locations {
             location(out, loc, &base, &host_list);
+        }
+        if catch_all && base.files.root.is_some() {
+            // nginx serves the server's `root` to what no location takes.
+            for h in &host_list {
+                out.routes.push(Route {
+                    origin: "the server's `root`, for what no location takes".into(),
+                    host: h.clone(),
+                    loc: Loc::Prefix {
+                        path: "/".into(),
+                        stop_regex: false,
+                    },
+                    files: files::Files {
+                        serve: true,
+                        ..base.files.clone()
+                    },
+                    upstream: None,
+                    ..base.clone()
+                });
+            }
         }
     }
     out.servers.push(ServerInfo {
@@ -175,7 +204,20 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
     let path = match location_path(loc) {
         Ok(p) => p,
         Err(why) => {
-            out.skip(loc, why);
+            let named = match loc.args.as_slice() {
+                [m, n] if m == "@" => Some(n.as_str()),
+                [n] => n.strip_prefix('@'),
+                _ => None,
+            };
+            if named.is_some_and(|n| files::named_is_used(out, n)) {
+                out.note(
+                    loc,
+                    "carried by the `try_files` that falls back to it (its route's upstream)",
+                    false,
+                );
+            } else {
+                out.skip(loc, why);
+            }
             return;
         }
     };
@@ -213,6 +255,7 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
             },
             "if" => ifs.push(s),
             "client_max_body_size" => common(out, s, Some(&mut r)),
+            _ if files::file_directive(out, s, &mut r) => {}
             _ => location_directive(out, s, &mut r),
         }
     }
@@ -220,20 +263,22 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
         // nginx's `return` answers in the rewrite phase, before `proxy_pass` would.
         r.upstream = None;
     }
+    files::finish(out, loc, &mut r);
     // Each `if` becomes a route on the same path, before the location's own, taken when its
     // condition holds: what the `if` block does on top of what the location does.
-    let mut routes: Vec<Route> = auto_redirect(out, &r).into_iter().collect();
+    let mut routes: Vec<Route> = if r.files.serve {
+        Vec::new()
+    } else {
+        auto_redirect(out, &r).into_iter().collect()
+    };
     for s in ifs {
         if let Some(cond) = if_route(out, s, &r) {
             routes.push(cond);
         }
     }
-    if r.upstream.is_none() && r.redirect.is_none() && r.respond.is_none() {
+    if r.upstream.is_none() && r.redirect.is_none() && r.respond.is_none() && !r.files.serve {
         if routes.is_empty() {
-            out.skip(
-                loc,
-                "a location without `proxy_pass` or `return` (static files are not served)",
-            );
+            out.skip(loc, "a location without `proxy_pass`, `return` or files");
         }
     } else {
         routes.push(r);
@@ -333,13 +378,12 @@ fn serves_an_error_page(out: &mut Out, uri: &str, loc: &Directive) -> bool {
             "the error page's file, read at load (`error_pages`)",
             false,
         );
+        true
     } else {
-        out.skip(
-            loc,
-            format!("the error page is carried (`error_pages`), but a request for {uri} itself is not served (static files)"),
-        );
+        // A request for the page itself gets the file too: the location is a static route.
+        let _ = uri;
+        false
     }
-    true
 }
 
 /// An `if (COND) { … }` inside a location, as a route with `match`; `None` (reported) when the

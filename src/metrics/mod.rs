@@ -261,6 +261,9 @@ impl Collector for StateCollector {
         if state.no_route.duration.snapshot().count > 0 {
             pool_series(&mut out, "", &state.no_route, &[]);
         }
+        if state.static_files.duration.snapshot().count > 0 {
+            pool_series(&mut out, "static", &state.static_files, &[]);
+        }
         let (ok, failed) = self.reloads.counts();
         out.push(Family::Reloads, counter(&[("result", "success")], ok));
         out.push(Family::Reloads, counter(&[("result", "failure")], failed));

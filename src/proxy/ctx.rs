@@ -40,6 +40,8 @@ pub struct Ctx {
     pub(super) closed_unanswered: bool,
     /// The upstream's answer was replaced by its error page (`intercept_errors`).
     pub(super) intercepted: bool,
+    /// A `static` route answered from disk (`upstream="static"` in metrics and the log).
+    pub(super) served_static: bool,
 }
 
 impl Drop for Ctx {
@@ -140,6 +142,7 @@ impl Ctx {
             request_id: None,
             closed_unanswered: false,
             intercepted: false,
+            served_static: false,
         }
     }
 

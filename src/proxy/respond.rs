@@ -15,6 +15,8 @@ pub fn body_for(status: u16) -> &'static str {
         403 => "403 Forbidden\n",
         404 => "404 Not Found: no route for this host and path\n",
         405 => "405 Method Not Allowed\n",
+        412 => "412 Precondition Failed\n",
+        416 => "416 Range Not Satisfiable\n",
         408 => "408 Request Timeout\n",
         413 => "413 Content Too Large\n",
         414 => "414 URI Too Long\n",

@@ -23,6 +23,7 @@ mod policies;
 mod resilience;
 mod routing_headers;
 mod schema;
+mod static_files;
 mod status_page;
 mod tls;
 mod upgrade;

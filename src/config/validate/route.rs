@@ -1,6 +1,7 @@
 //! One route: where it goes (an upstream or a redirect) and its policies (SPEC §8).
 
 use super::Checker;
+use super::files;
 use super::location::{Location, compile};
 use super::vars::{error_pages, template};
 use crate::config::defaults;
@@ -78,15 +79,21 @@ pub(super) fn route(
                 answers.join(" and ")
             ),
         );
-    } else if answers.is_empty() {
+    } else if answers.is_empty() && r.static_files.is_none() {
         c.err(
             &base,
-            "`upstream` (or `redirect`, or `respond`) is required",
+            "`upstream` (or `static`, `redirect` or `respond`) is required",
+        );
+    }
+    if r.static_files.is_some() && (r.redirect.is_some() || r.respond.is_some()) {
+        c.err(
+            &at("static"),
+            "a route that answers a `redirect` or `respond` serves no files",
         );
     }
     let names = known.pools;
     let mut upstream_map = None;
-    let upstream = match &r.upstream {
+    let mut upstream = match &r.upstream {
         None => None,
         Some(u) if u.starts_with('$') => {
             upstream_map = pool_map(c, &u[1..], known, &at("upstream"));
@@ -227,14 +234,32 @@ pub(super) fn route(
         .as_ref()
         .and_then(|rs| respond(c, rs, &at("respond"), known.scope(false)));
     let error_pages = error_pages(c, &r.error_pages, &at("error_pages"));
-    if r.redirect.is_some() || r.respond.is_some() {
+    let static_files = r.static_files.as_ref().and_then(|s| {
+        let (files, pool) = files::static_files(
+            c,
+            s,
+            &at("static"),
+            &path,
+            r.upstream.as_deref(),
+            known.pools,
+            known.scope(false),
+        )?;
+        if upstream.is_none() && upstream_map.is_none() {
+            upstream = pool;
+        }
+        Some(std::sync::Arc::new(files))
+    });
+    let serves_only_files = static_files
+        .as_ref()
+        .is_some_and(|f| !f.tries_upstream());
+    if r.redirect.is_some() || r.respond.is_some() || serves_only_files {
         // What only makes sense for a request that is forwarded.
         for (key, set) in [
             ("strip_prefix", r.strip_prefix.is_some()),
             ("rewrite", r.rewrite.is_some()),
             ("request_headers", r.request_headers.is_some()),
             ("max_body_bytes", r.max_body_bytes.is_some()),
-            ("compress", r.compress.is_some()),
+            ("compress", r.compress.is_some() && !serves_only_files),
             ("intercept_errors", r.intercept_errors.is_some()),
         ] {
             if set {
@@ -271,6 +296,8 @@ pub(super) fn route(
             respond,
             error_pages,
             intercept_errors: r.intercept_errors.unwrap_or(false),
+            static_files,
+            internal: r.internal.unwrap_or(false),
         },
         upstream_map,
     })
