@@ -299,7 +299,7 @@ fn import_nginx(file: &std::path::Path, output: Option<&std::path::Path>) -> Exi
     );
     if imported.empty {
         eprintln!(
-            "import-nginx: no upstream server could be translated, so there is nothing to proxy to; nothing was written"
+            "import-nginx: no upstream server could be translated and no files are served, so there is nothing to do; nothing was written"
         );
         return ExitCode::from(2);
     }

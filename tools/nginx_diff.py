@@ -233,7 +233,14 @@ def observe(answer, text):
     if "location" in h:
         seen["location"] = h["location"]
     status = answer["status"] if isinstance(answer["status"], int) else 0
-    own_error = status >= 400 and "error_page" not in text
+    # A file's validators and framing, and what `expires` and `gzip_static` add.
+    if not mock and status in (200, 206, 304) and "etag" in h:
+        for name in ("etag", "last-modified", "content-length", "content-range", "cache-control",
+                     "content-encoding"):
+            if name in h:
+                seen["file " + name] = h[name]
+    pages = {c for codes in re.findall(r"error_page\s+([^;]+);", text) for c in codes.split()}
+    own_error = status >= 400 and str(status) not in pages
     # A redirect's body is the proxy's own wording (nginx's is HTML); nobody reads it.
     if not mock and not own_error and not 300 <= status < 400 and answer["body"]:
         seen["body"] = answer["body"].decode("utf-8", "replace")

@@ -6,11 +6,11 @@
 //! `switchyard check` runs, and what every reload runs before anything is swapped.
 
 mod admin_token;
-mod files;
 pub mod de;
 pub mod defaults;
 pub mod error;
 pub mod file;
+mod files;
 mod listen;
 mod location;
 mod route;

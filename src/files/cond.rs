@@ -2,7 +2,9 @@
 //! file of known length, modification time and strong `ETag`.
 
 use http::HeaderMap;
-use http::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE};
+use http::header::{
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+};
 use std::time::{Duration, SystemTime};
 
 /// The strong `ETag` nginx gives a file: `"MTIME-SIZE"`, both in lowercase hex.
@@ -32,8 +34,18 @@ pub enum Answer {
 /// `modified` time, in RFC 9110 §13.2.2's order. `ranges`: whether a `Range` may be honoured
 /// (not when the answer is compressed on the fly). A `Range` of several ranges gets the whole
 /// file (200), which RFC 9110 §14.2 allows; nginx sends `multipart/byteranges` instead.
-pub fn decide(headers: &HeaderMap, etag: &str, modified: SystemTime, len: u64, ranges: bool) -> Answer {
-    let text = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+pub fn decide(
+    headers: &HeaderMap,
+    etag: &str,
+    modified: SystemTime,
+    len: u64,
+    ranges: bool,
+) -> Answer {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+    };
     if let Some(m) = text(IF_MATCH) {
         if !matches_any(m, etag, false) {
             return Answer::PreconditionFailed;
@@ -155,7 +167,13 @@ mod tests {
         for (n, v) in fields {
             h.append(n.clone(), HeaderValue::from_str(v).unwrap());
         }
-        decide(&h, &etag(at(1_700_000_000), len), at(1_700_000_000), len, true)
+        decide(
+            &h,
+            &etag(at(1_700_000_000), len),
+            at(1_700_000_000),
+            len,
+            true,
+        )
     }
 
     #[test]
@@ -165,16 +183,39 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(range_of("bytes=0-9", 100), Answer::Partial { start: 0, end: 9 });
-        assert_eq!(range_of("bytes=90-", 100), Answer::Partial { start: 90, end: 99 });
-        assert_eq!(range_of("bytes=-10", 100), Answer::Partial { start: 90, end: 99 });
-        assert_eq!(range_of("bytes=-500", 100), Answer::Partial { start: 0, end: 99 });
-        assert_eq!(range_of("bytes=50-500", 100), Answer::Partial { start: 50, end: 99 });
+        assert_eq!(
+            range_of("bytes=0-9", 100),
+            Answer::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            range_of("bytes=90-", 100),
+            Answer::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            range_of("bytes=-10", 100),
+            Answer::Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            range_of("bytes=-500", 100),
+            Answer::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            range_of("bytes=50-500", 100),
+            Answer::Partial { start: 50, end: 99 }
+        );
         assert_eq!(range_of("bytes=100-", 100), Answer::Unsatisfiable);
         assert_eq!(range_of("bytes=-0", 100), Answer::Unsatisfiable);
         assert_eq!(range_of("bytes=0-0", 0), Answer::Unsatisfiable);
         // Syntax the server may ignore: the whole file.
-        for r in ["bytes=9-1", "bytes=a-b", "items=0-1", "bytes=0-1,5-6", "bytes=", "bytes=-", "bytes=+1-2"] {
+        for r in [
+            "bytes=9-1",
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=",
+            "bytes=-",
+            "bytes=+1-2",
+        ] {
             assert_eq!(range_of(r, 100), Answer::Full, "{r}");
         }
     }
@@ -184,29 +225,65 @@ mod tests {
         let tag = etag(at(1_700_000_000), 100);
         let old = "Tue, 14 Nov 2023 22:13:19 GMT"; // one second before
         let same = "Tue, 14 Nov 2023 22:13:20 GMT";
-        assert_eq!(decide_with(&[(IF_NONE_MATCH, &tag)], 100), Answer::NotModified);
-        assert_eq!(decide_with(&[(IF_NONE_MATCH, &format!("W/{tag}"))], 100), Answer::NotModified);
-        assert_eq!(decide_with(&[(IF_NONE_MATCH, "\"x\", *")], 100), Answer::Full);
-        assert_eq!(decide_with(&[(IF_NONE_MATCH, "*")], 100), Answer::NotModified);
-        assert_eq!(decide_with(&[(IF_MODIFIED_SINCE, same)], 100), Answer::NotModified);
+        assert_eq!(
+            decide_with(&[(IF_NONE_MATCH, &tag)], 100),
+            Answer::NotModified
+        );
+        assert_eq!(
+            decide_with(&[(IF_NONE_MATCH, &format!("W/{tag}"))], 100),
+            Answer::NotModified
+        );
+        assert_eq!(
+            decide_with(&[(IF_NONE_MATCH, "\"x\", *")], 100),
+            Answer::Full
+        );
+        assert_eq!(
+            decide_with(&[(IF_NONE_MATCH, "*")], 100),
+            Answer::NotModified
+        );
+        assert_eq!(
+            decide_with(&[(IF_MODIFIED_SINCE, same)], 100),
+            Answer::NotModified
+        );
         assert_eq!(decide_with(&[(IF_MODIFIED_SINCE, old)], 100), Answer::Full);
         // If-None-Match wins over If-Modified-Since.
         assert_eq!(
-            decide_with(&[(IF_NONE_MATCH, "\"other\""), (IF_MODIFIED_SINCE, same)], 100),
+            decide_with(
+                &[(IF_NONE_MATCH, "\"other\""), (IF_MODIFIED_SINCE, same)],
+                100
+            ),
             Answer::Full
         );
-        assert_eq!(decide_with(&[(IF_MATCH, "\"other\"")], 100), Answer::PreconditionFailed);
-        assert_eq!(decide_with(&[(IF_UNMODIFIED_SINCE, old)], 100), Answer::PreconditionFailed);
+        assert_eq!(
+            decide_with(&[(IF_MATCH, "\"other\"")], 100),
+            Answer::PreconditionFailed
+        );
+        assert_eq!(
+            decide_with(&[(IF_UNMODIFIED_SINCE, old)], 100),
+            Answer::PreconditionFailed
+        );
         assert_eq!(
             decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, &tag)], 100),
             Answer::Partial { start: 0, end: 1 }
         );
-        assert_eq!(decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, "\"old\"")], 100), Answer::Full);
-        assert_eq!(decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, &format!("W/{tag}"))], 100), Answer::Full);
+        assert_eq!(
+            decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, "\"old\"")], 100),
+            Answer::Full
+        );
+        assert_eq!(
+            decide_with(
+                &[(RANGE, "bytes=0-1"), (IF_RANGE, &format!("W/{tag}"))],
+                100
+            ),
+            Answer::Full
+        );
         assert_eq!(
             decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, same)], 100),
             Answer::Partial { start: 0, end: 1 }
         );
-        assert_eq!(decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, old)], 100), Answer::Full);
+        assert_eq!(
+            decide_with(&[(RANGE, "bytes=0-1"), (IF_RANGE, old)], 100),
+            Answer::Full
+        );
     }
 }

@@ -1,10 +1,14 @@
-//! `autoindex`: a directory's HTML listing, as nginx's: names in byte order, directories
-//! marked by `/`, names escaped for HTML and percent-encoded in links; entries starting with
-//! `.` are left out, as nginx does.
+//! `autoindex`: a directory's HTML listing, laid out as nginx's (so a page that scraped
+//! nginx's listing reads this one): directories first, then files, each in byte order of
+//! their names; names escaped for HTML and percent-encoded in links, longer than 50 characters
+//! cut with `..>`; entries starting with `.` left out; sizes in bytes, times in UTC.
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use std::fmt::Write;
 use std::path::Path;
+
+/// The width of the name column (nginx's).
+const NAME_WIDTH: usize = 50;
 
 /// What a link's path segment must encode.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -48,10 +52,10 @@ pub fn render(dir: &Path, uri: &str) -> std::io::Result<String> {
         let modified = meta.and_then(|m| m.modified().ok());
         entries.push((name, is_dir, len, modified));
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let title = escape(uri);
     let mut out = format!(
-        "<!doctype html>\n<html><head><meta charset=utf-8><title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1><hr><pre><a href=\"../\">../</a>\n"
+        "<html>\r\n<head><title>Index of {title}</title></head>\r\n<body>\r\n<h1>Index of {title}</h1><hr><pre><a href=\"../\">../</a>\r\n"
     );
     for (name, is_dir, len, modified) in entries {
         let slash = if is_dir { "/" } else { "" };
@@ -61,16 +65,27 @@ pub fn render(dir: &Path, uri: &str) -> std::io::Result<String> {
                 .format("%d-%b-%Y %H:%M")
                 .to_string()
         });
-        let size = if is_dir { "-".to_string() } else { len.to_string() };
-        let shown = format!("{}{slash}", escape(&name));
-        let pad = 50usize.saturating_sub(name.chars().count() + slash.len());
-        let _ = writeln!(
+        let size = if is_dir {
+            "-".to_string()
+        } else {
+            len.to_string()
+        };
+        let full = format!("{name}{slash}");
+        let count = full.chars().count();
+        let shown = if count > NAME_WIDTH {
+            let cut: String = full.chars().take(NAME_WIDTH - 3).collect();
+            format!("{}..&gt;", escape(&cut))
+        } else {
+            escape(&full)
+        };
+        let pad = NAME_WIDTH.saturating_sub(count);
+        let _ = write!(
             out,
-            "<a href=\"{href}{slash}\">{shown}</a>{:pad$} {date} {size:>19}",
+            "<a href=\"{href}{slash}\">{shown}</a>{:pad$} {date} {size:>19}\r\n",
             ""
         );
     }
-    out.push_str("</pre><hr></body>\n</html>\n");
+    out.push_str("</pre><hr></body>\r\n</html>\r\n");
     Ok(out)
 }
 
@@ -102,16 +117,30 @@ mod tests {
         std::fs::write(dir.path().join(".hidden"), b"").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let html = render(dir.path(), "/files/<x>/").unwrap();
-        assert!(html.contains("<title>Index of /files/&lt;x&gt;/</title>"), "{html}");
+        assert!(
+            html.contains("<title>Index of /files/&lt;x&gt;/</title>"),
+            "{html}"
+        );
+        let long = "n".repeat(60);
+        std::fs::write(dir.path().join(&long), b"").unwrap();
+        let html = render(dir.path(), "/").unwrap();
+        assert!(
+            html.contains(&format!(">{}..&gt;</a> ", "n".repeat(47))),
+            "{html}"
+        );
         assert!(
             html.contains("<a href=\"%3Cb%3E%26%22x%22.txt\">&lt;b&gt;&amp;&quot;x&quot;.txt</a>"),
             "{html}"
         );
-        assert!(html.contains("<a href=\"a%20b%3F.css\">a b?.css</a>"), "{html}");
+        assert!(
+            html.contains("<a href=\"a%20b%3F.css\">a b?.css</a>"),
+            "{html}"
+        );
         assert!(html.contains("<a href=\"sub/\">sub/</a>"), "{html}");
         assert!(!html.contains("hidden"), "{html}");
         let a = html.find("a%20b").unwrap();
+        let b = html.find("%3Cb").unwrap();
         let s = html.find("sub/").unwrap();
-        assert!(a < s, "sorted by name");
+        assert!(s < b && b < a, "directories first, then by name");
     }
 }

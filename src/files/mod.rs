@@ -71,7 +71,11 @@ fn modified(m: &Metadata) -> SystemTime {
 /// the part of `uri` after `prefix`. `None` when `uri` is not under `prefix`, or when the
 /// relative part would climb (`/static..` under a `/static` prefix leaves `..`).
 pub fn file_for(dir: &Path, alias: bool, prefix: &str, uri: &str) -> Option<PathBuf> {
-    let rel = if alias { uri.strip_prefix(prefix)? } else { uri };
+    let rel = if alias {
+        uri.strip_prefix(prefix)?
+    } else {
+        uri
+    };
     if rel.split('/').any(|seg| seg == "..") {
         return None;
     }
@@ -164,8 +168,12 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// The precompressed encodings the client accepts, best first: `br` before `gzip`
 /// (SPEC §12), each listed with a q above 0 or covered by `*`.
-pub fn accepted_encodings(accept: Option<&[u8]>) -> impl Iterator<Item = (&'static str, &'static str)> {
-    let text = accept.and_then(|a| std::str::from_utf8(a).ok()).unwrap_or("");
+pub fn accepted_encodings(
+    accept: Option<&[u8]>,
+) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let text = accept
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .unwrap_or("");
     let q_of = |name: &str| -> Option<bool> {
         let mut star = None;
         for item in text.split(',') {

@@ -69,7 +69,11 @@ pub(super) fn file_directive(out: &mut Out, s: &Directive, r: &mut Route) -> boo
             [v] if v == "off" || v == "max" || v == "epoch" => f.expires = Some(v.clone()),
             [v] if v.starts_with('-') => {
                 f.expires = Some("epoch".into());
-                out.note(s, "a negative time is carried as `epoch` (Cache-Control: no-cache)", false);
+                out.note(
+                    s,
+                    "a negative time is carried as `epoch` (Cache-Control: no-cache)",
+                    false,
+                );
             }
             [v] if crate::config::units::parse_duration(&duration(v)).is_ok() => {
                 f.expires = Some(duration(v));
@@ -79,7 +83,11 @@ pub(super) fn file_directive(out: &mut Out, s: &Directive, r: &mut Route) -> boo
         "gzip_static" => {
             f.precompressed = a0 == "on" || a0 == "always";
             if f.precompressed {
-                out.note(s, "`precompressed` also serves FILE.br to clients that accept br", false);
+                out.note(
+                    s,
+                    "`precompressed` also serves FILE.br to clients that accept br",
+                    false,
+                );
             }
         }
         "autoindex" => f.autoindex = a0 == "on",
@@ -138,8 +146,7 @@ fn named_location(out: &mut Out, name: &str) -> Option<Route> {
         .server_block
         .iter()
         .find(|d| {
-            d.name == "location"
-                && matches!(d.args.as_slice(), [m, n] if m == "@" && n == name)
+            d.name == "location" && matches!(d.args.as_slice(), [m, n] if m == "@" && n == name)
                 || matches!(d.args.as_slice(), [n] if n.strip_prefix('@') == Some(name))
         })?
         .block

@@ -48,7 +48,8 @@ pub struct Imported {
     pub notes: Vec<Note>,
     /// What `check` would refuse in `yaml`: an importer bug (the YAML must not be written).
     pub invalid: Vec<String>,
-    /// No upstream server could be translated: there is nothing to write.
+    /// No upstream server could be translated and no files are served: there is nothing to
+    /// write.
     pub empty: bool,
 }
 
@@ -340,7 +341,7 @@ pub fn import(path: &Path) -> Result<Imported, ParseError> {
         }
     }
     drop_empty_pools(&mut out);
-    if out.pools.is_empty() {
+    if out.pools.is_empty() && !out.routes.iter().any(|r| r.files.serve) {
         return Ok(Imported {
             yaml: String::new(),
             notes: out.notes,

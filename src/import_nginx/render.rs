@@ -87,7 +87,9 @@ pub(super) fn render(out: &Out) -> String {
             }
         }
     }
-    y.push_str("upstreams:\n");
+    if !out.pools.is_empty() {
+        y.push_str("upstreams:\n");
+    }
     for (name, p) in &out.pools {
         if !p.origin.is_empty() {
             let _ = writeln!(y, "  # {}", p.origin);
@@ -318,7 +320,8 @@ pub(super) fn render(out: &Out) -> String {
                 let _ = write!(y, "\n      {}: {}", yaml_str(codes), yaml_str(file));
             }
         }
-        if r.intercept_errors && r.redirect.is_none() && r.respond.is_none() && r.upstream.is_some() {
+        if r.intercept_errors && r.redirect.is_none() && r.respond.is_none() && r.upstream.is_some()
+        {
             y.push_str("\n    intercept_errors: true");
         }
         if !r.allow.is_empty() {

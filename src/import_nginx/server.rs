@@ -14,6 +14,7 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     let mut server_route = Route::default();
     let mut redirect_all = None;
     let mut answer_all = None;
+    let mut server_try_files: Option<Directive> = None;
     for s in block {
         let a0 = s.args.first().cloned().unwrap_or_default();
         match s.name.as_str() {
@@ -84,10 +85,11 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             "root" | "index" | "expires" | "gzip_static" | "autoindex" => {
                 files::file_directive(out, s, &mut server_route);
             }
-            "try_files" => out.skip(
-                s,
-                "a server-level `try_files` is not translated: put it in `location /`",
-            ),
+            // Not inherited: nginx applies it to requests no location takes.
+            "try_files" => {
+                server_try_files = Some(s.clone());
+                files::file_directive(out, s, &mut server_route);
+            }
             "proxy_pass" => out.skip(
                 s,
                 "`proxy_pass` belongs in a `location` (nginx refuses it at server level)",
@@ -138,6 +140,8 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     };
     let addrs: Vec<String> = listens.iter().map(|(a, _, _)| a.clone()).collect();
     let first_route = out.routes.len();
+    let server_files = server_route.files.clone();
+    server_route.files.try_files = None;
     let base = Route {
         listeners: addrs.clone(),
         compress,
@@ -171,24 +175,45 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
         for loc in locations {
             location(out, loc, &base, &host_list);
         }
-        if catch_all && base.files.root.is_some() {
-            // nginx serves the server's `root` to what no location takes.
-            for h in &host_list {
-                out.routes.push(Route {
-                    origin: "the server's `root`, for what no location takes".into(),
-                    host: h.clone(),
+        let root = block.iter().find(|d| d.name == "root");
+        match (catch_all, server_try_files.as_ref().or(root)) {
+            (true, Some(d)) => {
+                // nginx serves the server's `root` (and its `try_files`) to what no location
+                // takes.
+                let mut r = Route {
+                    origin: format!(
+                        "the server's {} ({}), for what no location takes",
+                        d.name,
+                        d.at()
+                    ),
                     loc: Loc::Prefix {
                         path: "/".into(),
                         stop_regex: false,
                     },
-                    files: files::Files {
-                        serve: true,
-                        ..base.files.clone()
-                    },
+                    files: server_files,
                     upstream: None,
                     ..base.clone()
-                });
+                };
+                files::finish(out, d, &mut r);
+                if r.files.serve {
+                    forwarded_host(&mut r);
+                    for h in &host_list {
+                        out.routes.push(Route {
+                            host: h.clone(),
+                            ..r.clone()
+                        });
+                    }
+                }
             }
+            (false, _) => {
+                if let Some(d) = &server_try_files {
+                    out.skip(
+                        d,
+                        "nginx applies a server's `try_files` only to requests no location takes, and `location /` takes them all",
+                    );
+                }
+            }
+            (true, None) => {}
         }
     }
     out.servers.push(ServerInfo {

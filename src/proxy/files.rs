@@ -2,8 +2,8 @@
 //! with its validators, a range of it, or `304`. What is found on disk and what a conditional
 //! request gets are decided in `crate::files`; this writes the answer.
 
-use super::request::{facts, route_target};
 use super::Ctx;
+use super::request::{facts, local_addr, route_target};
 use crate::config::{Expires, Fallback, StaticFiles, TryFile};
 use crate::files::cond::{self, Answer};
 use crate::files::{self, Found, Opened};
@@ -77,6 +77,12 @@ pub(super) async fn serve(session: &mut Session, ctx: &mut Ctx, site: &Site<'_>)
         };
         // nginx: an entry ending in `/` is tried as a directory, any other as a file.
         match site.open(&candidate) {
+            // nginx: the request continues as the directory, which without its `/` is
+            // redirected to it.
+            Found::Dir(_) if candidate.ends_with('/') && !uri.ends_with('/') => {
+                slash_redirect(session, ctx, site, &uri).await?;
+                return Ok(Served::Answered);
+            }
             Found::Dir(dir) if candidate.ends_with('/') => {
                 directory(session, ctx, site, &dir, &candidate).await?;
                 return Ok(Served::Answered);
@@ -113,32 +119,48 @@ async fn the_uri(session: &mut Session, ctx: &mut Ctx, site: &Site<'_>, uri: &st
     match site.open(uri) {
         Found::File(file) => send_file(session, ctx, site, file).await,
         Found::Dir(dir) if uri.ends_with('/') => directory(session, ctx, site, &dir, uri).await,
-        Found::Dir(_) => {
-            let req = session.req_header();
-            let host = route_target(req).0;
-            let query = req.uri.query();
-            let scheme = if ctx.tls.is_some() { "https" } else { "http" };
-            let mut location = match host {
-                Some(h) => format!("{scheme}://{h}{uri}/"),
-                None => format!("{uri}/"),
-            };
-            if let Some(q) = query {
-                location.push('?');
-                location.push_str(q);
-            }
-            let location = crate::vars::header_value(&location);
-            let expires = site.files.expires;
-            let ctx = &*ctx;
-            super::respond::send_error(session, 301, true, ctx.error_page(301), |s, r| {
-                r.insert_header(header::LOCATION, location)?;
-                add_expires(r, expires)?;
-                ctx.decorate(s, r)
-            })
-            .await
-        }
+        Found::Dir(_) => slash_redirect(session, ctx, site, uri).await,
         Found::Missing => ctx.send_error(session, 404, true, None).await,
         Found::Forbidden => ctx.send_error(session, 403, true, None).await,
     }
+}
+
+/// `301` to the directory's path with its `/` (and the query), absolute as nginx writes it:
+/// the request's host, and the port the connection came in on unless it is the scheme's own.
+async fn slash_redirect(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    site: &Site<'_>,
+    uri: &str,
+) -> Result<()> {
+    let req = session.req_header();
+    let scheme = if ctx.tls.is_some() { "https" } else { "http" };
+    let mut location = match route_target(req).0 {
+        Some(host) => {
+            let host = crate::vars::uri::normalize_host(host);
+            let port = local_addr(session)
+                .map(|a| a.port())
+                .filter(|p| *p != if ctx.tls.is_some() { 443 } else { 80 });
+            match port {
+                Some(p) => format!("{scheme}://{host}:{p}{uri}/"),
+                None => format!("{scheme}://{host}{uri}/"),
+            }
+        }
+        None => format!("{uri}/"),
+    };
+    if let Some(q) = req.uri.query() {
+        location.push('?');
+        location.push_str(q);
+    }
+    let location = crate::vars::header_value(&location);
+    let expires = site.files.expires;
+    let ctx = &*ctx;
+    super::respond::send_error(session, 301, true, ctx.error_page(301), |s, r| {
+        r.insert_header(header::LOCATION, location)?;
+        add_expires(r, expires)?;
+        ctx.decorate(s, r)
+    })
+    .await
 }
 
 /// A directory asked for with its `/`: its first index file, else its listing with
@@ -188,7 +210,12 @@ async fn not_allowed(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
 }
 
 /// Send `file` (or its precompressed twin): `200`, `206`, `304`, `412` or `416`.
-async fn send_file(session: &mut Session, ctx: &mut Ctx, site: &Site<'_>, file: Opened) -> Result<()> {
+async fn send_file(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    site: &Site<'_>,
+    file: Opened,
+) -> Result<()> {
     if !get_or_head(session) {
         return not_allowed(session, ctx).await;
     }
@@ -213,7 +240,10 @@ async fn send_file(session: &mut Session, ctx: &mut Ctx, site: &Site<'_>, file: 
     let mut resp = ResponseHeader::build(200, Some(10))?;
     resp.insert_header(header::CONTENT_TYPE, content_type)?;
     resp.insert_header(header::CONTENT_LENGTH, file.len)?;
-    resp.insert_header(header::LAST_MODIFIED, httpdate::fmt_http_date(file.modified))?;
+    resp.insert_header(
+        header::LAST_MODIFIED,
+        httpdate::fmt_http_date(file.modified),
+    )?;
     resp.insert_header(header::ETAG, etag.as_str())?;
     if let Some(encoding) = file.encoding {
         resp.insert_header(header::CONTENT_ENCODING, encoding)?;
@@ -253,7 +283,11 @@ async fn send_file(session: &mut Session, ctx: &mut Ctx, site: &Site<'_>, file: 
         }
         Answer::NotModified => {
             resp.set_status(304)?;
-            for name in [header::CONTENT_LENGTH, header::CONTENT_TYPE, header::CONTENT_ENCODING] {
+            for name in [
+                header::CONTENT_LENGTH,
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+            ] {
                 resp.remove_header(&name);
             }
             resp.remove_header(&header::TRANSFER_ENCODING);
@@ -311,7 +345,9 @@ async fn send_body(
         let last = pos >= end;
         let mut chunk = buf.freeze();
         if let Some(c) = compressor.as_mut() {
-            chunk = c.response_body_filter(Some(&chunk), last).unwrap_or_default();
+            chunk = c
+                .response_body_filter(Some(&chunk), last)
+                .unwrap_or_default();
         }
         session.write_response_body(Some(chunk), last).await?;
         if last {
@@ -326,7 +362,10 @@ fn add_expires(resp: &mut ResponseHeader, expires: Option<Expires>) -> Result<()
     let Some(expires) = expires else {
         return Ok(());
     };
-    if !matches!(resp.status.as_u16(), 200 | 204 | 206 | 301 | 302 | 304 | 307 | 308) {
+    if !matches!(
+        resp.status.as_u16(),
+        200 | 204 | 206 | 301 | 302 | 304 | 307 | 308
+    ) {
         return Ok(());
     }
     let (cache_control, at) = match expires {

@@ -310,7 +310,7 @@ fn a_config_whose_every_server_is_a_unix_socket_writes_nothing() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("nginx.conf:2: server: Unix-socket servers are not translated"));
     assert!(
-        stderr.contains("nothing to proxy to; nothing was written"),
+        stderr.contains("so there is nothing to do; nothing was written"),
         "{stderr}"
     );
     assert!(!out_path.exists());

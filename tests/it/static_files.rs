@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
-use support::{Mock, Proxy, check_errors, get, metric, parse_response, raw, request};
+use support::{Mock, Proxy, check_errors, get, metric, parse_response, raw, request, wait_until};
 
 fn write(dir: &Path, name: &str, body: &[u8]) {
     let path = dir.join(name);
@@ -32,7 +32,8 @@ fn raw_get(p: &Proxy, target: &[u8]) -> support::Response {
     req.extend_from_slice(target);
     req.extend_from_slice(b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let got = raw(p.addr, &req, Duration::from_secs(10));
-    parse_response(&got).unwrap_or_else(|| panic!("no answer to {:?}", String::from_utf8_lossy(target)))
+    parse_response(&got)
+        .unwrap_or_else(|| panic!("no answer to {:?}", String::from_utf8_lossy(target)))
 }
 
 #[test]
@@ -45,8 +46,9 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     write(root, "big.bin", &big);
     std::fs::create_dir_all(root.join("noindex")).unwrap();
+    let log = site.path().join("access.log");
     let p = Proxy::start(&config(
-        "",
+        &format!("access_log: \"{}\"\n", log.display()),
         &format!(
             "  - path: /\n    static: {{root: \"{}\", expires: 30d}}\n",
             root.display()
@@ -67,7 +69,11 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
     assert!(etag.starts_with('"') && etag.ends_with("-e\""), "{etag}");
 
     let r = get(p.addr, "/css/App.CSS");
-    assert_eq!(r.header("content-type"), Some("text/css"), "extension case ignored");
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/css"),
+        "extension case ignored"
+    );
     assert_eq!(r.body, b"body{}\n");
 
     let r = request(p.addr, "HEAD", "/index.html", &[], b"");
@@ -79,14 +85,36 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
     assert_eq!((r.status, r.header("content-length")), (200, Some("0")));
 
     // Conditionals.
-    let r = request(p.addr, "GET", "/index.html", &[("If-None-Match", &etag)], b"");
+    let r = request(
+        p.addr,
+        "GET",
+        "/index.html",
+        &[("If-None-Match", &etag)],
+        b"",
+    );
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     assert_eq!(r.header("etag"), Some(etag.as_str()));
-    assert_eq!(r.header("cache-control"), Some("max-age=2592000"), "expires applies to 304");
-    let r = request(p.addr, "GET", "/index.html", &[("If-None-Match", "\"other\"")], b"");
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=2592000"),
+        "expires applies to 304"
+    );
+    let r = request(
+        p.addr,
+        "GET",
+        "/index.html",
+        &[("If-None-Match", "\"other\"")],
+        b"",
+    );
     assert_eq!(r.status, 200);
-    let r = request(p.addr, "GET", "/index.html", &[("If-Modified-Since", &last_modified)], b"");
+    let r = request(
+        p.addr,
+        "GET",
+        "/index.html",
+        &[("If-Modified-Since", &last_modified)],
+        b"",
+    );
     assert_eq!(r.status, 304);
     let r = request(
         p.addr,
@@ -115,7 +143,11 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
         &[("Range", "bytes=0-1"), ("If-Range", "\"stale\"")],
         b"",
     );
-    assert_eq!((r.status, r.body.len()), (200, 14), "a stale If-Range gets the whole file");
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 14),
+        "a stale If-Range gets the whole file"
+    );
     let r = request(
         p.addr,
         "GET",
@@ -124,15 +156,31 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
         b"",
     );
     assert_eq!(r.status, 206);
-    let r = request(p.addr, "GET", "/index.html", &[("Range", "bytes=0-1,3-4")], b"");
-    assert_eq!((r.status, r.body.len()), (200, 14), "several ranges: the whole file");
+    let r = request(
+        p.addr,
+        "GET",
+        "/index.html",
+        &[("Range", "bytes=0-1,3-4")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 14),
+        "several ranges: the whole file"
+    );
 
     // A file larger than one read: whole, and a range across the pieces.
     let r = get(p.addr, "/big.bin");
     assert_eq!(r.status, 200);
     assert!(r.body == big, "the whole file, {} bytes", r.body.len());
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
-    let r = request(p.addr, "GET", "/big.bin", &[("Range", "bytes=131000-140000")], b"");
+    let r = request(
+        p.addr,
+        "GET",
+        "/big.bin",
+        &[("Range", "bytes=131000-140000")],
+        b"",
+    );
     assert_eq!(r.status, 206);
     assert!(r.body == big[131_000..=140_000]);
 
@@ -142,17 +190,48 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
     let r = request(p.addr, "GET", "/css?x=1", &[("Host", "files.test")], b"");
     assert_eq!(r.status, 301);
-    assert_eq!(r.header("location"), Some("http://files.test/css/?x=1"));
-    assert_eq!(get(p.addr, "/noindex/").status, 403, "no index, no autoindex");
+    // Absolute, as nginx writes it: the host, and the port the request came in on.
+    let location = format!("http://files.test:{}/css/?x=1", p.addr.port());
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    assert_eq!(
+        get(p.addr, "/noindex/").status,
+        403,
+        "no index, no autoindex"
+    );
     let r = get(p.addr, "/missing.txt");
     assert_eq!(r.status, 404);
     assert_eq!(r.header("cache-control"), None, "expires is not for errors");
 
     // Counted as upstream="static", in the metrics and on the status page.
-    assert!(metric(&p, "switchyard_requests_total{code=\"200\",upstream=\"static\"}") >= 8.0);
-    assert!(metric(&p, "switchyard_requests_total{code=\"404\",upstream=\"static\"}") >= 1.0);
+    assert!(
+        metric(
+            &p,
+            "switchyard_requests_total{code=\"200\",upstream=\"static\"}"
+        ) >= 8.0
+    );
+    assert!(
+        metric(
+            &p,
+            "switchyard_requests_total{code=\"404\",upstream=\"static\"}"
+        ) >= 1.0
+    );
+    wait_until(
+        "the access log names the static answers",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log).is_ok_and(|t| {
+                t.lines().any(|l| {
+                    l.contains("\"GET /missing.txt HTTP/1.1\" 404")
+                        && l.contains(" upstream=static ")
+                })
+            })
+        },
+    );
     let status = p.status_json();
-    assert!(status["static"]["statuses"]["304"].as_u64().unwrap() >= 2, "{status}");
+    assert!(
+        status["static"]["statuses"]["304"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
 }
 
 #[test]
@@ -194,7 +273,11 @@ fn no_request_reads_outside_the_root() {
     for (target, want) in attempts {
         let r = raw_get(&p, target);
         assert_eq!(r.status, want, "{}", String::from_utf8_lossy(target));
-        assert!(!r.text().contains("TOP SECRET"), "{}", String::from_utf8_lossy(target));
+        assert!(
+            !r.text().contains("TOP SECRET"),
+            "{}",
+            String::from_utf8_lossy(target)
+        );
     }
     // A link that stays inside the root is served; the listing does not list what it cannot
     // reach either way, and `follow_symlinks` serves what the link names.
@@ -216,7 +299,10 @@ fn try_files_fall_back_to_a_path_a_status_or_the_upstream() {
     let app = Mock::named("app");
     let r = root.display();
     let p = Proxy::start(&config(
-        &format!("upstreams:\n  app: {{servers: [{{addr: \"{}\"}}]}}\n", app.addr),
+        &format!(
+            "upstreams:\n  app: {{servers: [{{addr: \"{}\"}}]}}\n",
+            app.addr
+        ),
         &format!(
             r#"  - path: /spa/
     static: {{alias: "{r}/", try_files: ["$uri", "$uri/", "$uri.html", "/index.html"]}}
@@ -253,9 +339,17 @@ fn try_files_fall_back_to_a_path_a_status_or_the_upstream() {
     assert_eq!(get(p.addr, "/exists.txt").body, b"on disk");
     let before = app.hits();
     let r = request(p.addr, "POST", "/api/things", &[], b"{}");
-    assert_eq!((r.status, app.hits()), (200, before + 1), "a missing file is the upstream's");
+    assert_eq!(
+        (r.status, app.hits()),
+        (200, before + 1),
+        "a missing file is the upstream's"
+    );
     let r = request(p.addr, "POST", "/exists.txt", &[], b"{}");
-    assert_eq!((r.status, app.hits()), (405, before + 1), "a file is not POSTed to");
+    assert_eq!(
+        (r.status, app.hits()),
+        (405, before + 1),
+        "a file is not POSTed to"
+    );
     // `internal`: only a fallback reaches it.
     assert_eq!(get(p.addr, "/fallback.html").status, 404);
     assert_eq!(get(p.addr, "/inner/none").body, b"fallback page");
@@ -283,14 +377,23 @@ fn precompressed_twins_listings_and_compression() {
             "  - path: /text/\n    static: {{root: \"{r}\"}}\n    compress: true\n  - path: /\n    static: {{root: \"{r}\", precompressed: true, autoindex: true}}\n"
         ),
     ));
-    let enc = |path: &str, accept: &str| request(p.addr, "GET", path, &[("Accept-Encoding", accept)], b"");
+    let enc = |path: &str, accept: &str| {
+        request(p.addr, "GET", path, &[("Accept-Encoding", accept)], b"")
+    };
     let got = enc("/a.css", "gzip, deflate, br");
     assert_eq!(got.body, b"BR BYTES");
     assert_eq!(got.header("content-encoding"), Some("br"));
-    assert_eq!(got.header("content-type"), Some("text/css"), "the type of the original");
+    assert_eq!(
+        got.header("content-type"),
+        Some("text/css"),
+        "the type of the original"
+    );
     assert_eq!(got.header("vary"), Some("Accept-Encoding"));
     let got = enc("/a.css", "gzip");
-    assert_eq!((got.header("content-encoding"), &got.body[..]), (Some("gzip"), &b"GZ BYTES"[..]));
+    assert_eq!(
+        (got.header("content-encoding"), &got.body[..]),
+        (Some("gzip"), &b"GZ BYTES"[..])
+    );
     let got = enc("/a.css", "br;q=0, gzip;q=0");
     assert_eq!(got.body, css.as_bytes());
     assert_eq!(got.header("content-encoding"), None);
@@ -300,9 +403,15 @@ fn precompressed_twins_listings_and_compression() {
 
     let listing = get(p.addr, "/list/");
     assert_eq!(listing.status, 200);
-    assert_eq!(listing.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        listing.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = listing.text();
-    assert!(html.contains("<a href=\"%3Cb%3E%26.txt\">&lt;b&gt;&amp;.txt</a>"), "{html}");
+    assert!(
+        html.contains("<a href=\"%3Cb%3E%26.txt\">&lt;b&gt;&amp;.txt</a>"),
+        "{html}"
+    );
     assert!(html.contains("<a href=\"sub/\">sub/</a>"), "{html}");
 
     // `compress` on a file without a twin: gzip on the fly, and then no ranges.
@@ -320,7 +429,13 @@ fn precompressed_twins_listings_and_compression() {
         .read_to_string(&mut plain)
         .unwrap();
     assert_eq!(plain, "lorem ipsum ".repeat(500));
-    let got = request(p.addr, "GET", "/text/big.txt", &[("Range", "bytes=0-4")], b"");
+    let got = request(
+        p.addr,
+        "GET",
+        "/text/big.txt",
+        &[("Range", "bytes=0-4")],
+        b"",
+    );
     assert_eq!((got.status, &got.body[..]), (206, &b"lorem"[..]));
 }
 
@@ -331,17 +446,24 @@ fn a_file_rewritten_while_it_is_sent_is_cut_short_not_mixed() {
     write(site.path(), "big.bin", &vec![b'a'; len]);
     let p = Proxy::start(&config(
         "",
-        &format!("  - path: /\n    static: {{root: \"{}\"}}\n", site.path().display()),
+        &format!(
+            "  - path: /\n    static: {{root: \"{}\"}}\n",
+            site.path().display()
+        ),
     ));
     let mut s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut got = vec![0u8; 65536];
     let n = s.read(&mut got).unwrap();
     got.truncate(n);
     // The same length, other bytes, in place: only the modification time tells.
     std::thread::sleep(Duration::from_millis(20));
-    let mut f = std::fs::OpenOptions::new().write(true).open(site.path().join("big.bin")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(site.path().join("big.bin"))
+        .unwrap();
     f.write_all(&vec![b'b'; len]).unwrap();
     drop(f);
     let mut buf = vec![0u8; 1 << 20];
@@ -353,10 +475,21 @@ fn a_file_rewritten_while_it_is_sent_is_cut_short_not_mixed() {
     }
     let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&got[..head_end]).to_string();
-    assert!(head.contains(&format!("Content-Length: {len}")) || head.contains(&format!("content-length: {len}")), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {len}"))
+            || head.contains(&format!("content-length: {len}")),
+        "{head}"
+    );
     let body = &got[head_end..];
-    assert!(body.len() < len, "the answer is cut short ({} of {len} bytes)", body.len());
-    assert!(body.iter().all(|b| *b == b'a'), "nothing of the new version is sent");
+    assert!(
+        body.len() < len,
+        "the answer is cut short ({} of {len} bytes)",
+        body.len()
+    );
+    assert!(
+        body.iter().all(|b| *b == b'a'),
+        "nothing of the new version is sent"
+    );
 }
 
 #[test]

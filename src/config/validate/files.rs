@@ -33,7 +33,10 @@ pub(super) fn static_files(
             return None;
         }
         (None, None) => {
-            c.err(base, "`root` (or `alias`) is required: the directory to serve");
+            c.err(
+                base,
+                "`root` (or `alias`) is required: the directory to serve",
+            );
             return None;
         }
         (Some(root), None) => (root, false),
@@ -96,7 +99,10 @@ pub(super) fn static_files(
             let last = list.last().map(|l| l.trim());
             let (fallback, tries) = match last {
                 None => {
-                    c.err(&tf, "name the files to try: `[\"$uri\", \"$uri/\", \"/index.html\"]`");
+                    c.err(
+                        &tf,
+                        "name the files to try: `[\"$uri\", \"$uri/\", \"/index.html\"]`",
+                    );
                     return None;
                 }
                 Some(code) if code.starts_with('=') => {
@@ -150,7 +156,9 @@ pub(super) fn static_files(
                     if !target.starts_with('/') && !target.starts_with('$') {
                         c.err(
                             &entry_at(j),
-                            format!("`{target}`: the fallback is a path (/index.html), =CODE or @POOL"),
+                            format!(
+                                "`{target}`: the fallback is a path (/index.html), =CODE or @POOL"
+                            ),
                         );
                         return None;
                     }
@@ -184,25 +192,18 @@ pub(super) fn static_files(
         }
     };
 
-    let expires = s
-        .expires
-        .as_deref()
-        .map(str::trim)
-        .and_then(|e| match e {
-            "off" => None,
-            "max" => Some(Expires::Max),
-            "epoch" => Some(Expires::Epoch),
-            d => match parse_duration(d) {
-                Ok(d) => Some(Expires::For(d)),
-                Err(why) => {
-                    c.err(
-                        &at("expires"),
-                        format!("{why}; or `max`, `epoch` or `off`"),
-                    );
-                    None
-                }
-            },
-        });
+    let expires = s.expires.as_deref().map(str::trim).and_then(|e| match e {
+        "off" => None,
+        "max" => Some(Expires::Max),
+        "epoch" => Some(Expires::Epoch),
+        d => match parse_duration(d) {
+            Ok(d) => Some(Expires::For(d)),
+            Err(why) => {
+                c.err(&at("expires"), format!("{why}; or `max`, `epoch` or `off`"));
+                None
+            }
+        },
+    });
 
     (c.issues.len() == errors_before).then(|| {
         (

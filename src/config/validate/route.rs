@@ -249,9 +249,7 @@ pub(super) fn route(
         }
         Some(std::sync::Arc::new(files))
     });
-    let serves_only_files = static_files
-        .as_ref()
-        .is_some_and(|f| !f.tries_upstream());
+    let serves_only_files = static_files.as_ref().is_some_and(|f| !f.tries_upstream());
     if r.redirect.is_some() || r.respond.is_some() || serves_only_files {
         // What only makes sense for a request that is forwarded.
         for (key, set) in [
