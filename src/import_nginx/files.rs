@@ -105,6 +105,20 @@ pub(super) fn finish(out: &mut Out, loc: &Directive, r: &mut Route) {
     if answers || (proxies && r.files.try_files.is_none()) {
         return;
     }
+    let falls_back_to_a_name = r
+        .files
+        .try_files
+        .as_ref()
+        .and_then(|l| l.last())
+        .is_some_and(|l| l.starts_with('@'));
+    if proxies && !falls_back_to_a_name {
+        out.skip(
+            loc,
+            "`try_files` beside `proxy_pass` is not translated (nginx proxies what it finds): the location only proxies",
+        );
+        r.files.try_files = None;
+        return;
+    }
     if let Some(list) = r.files.try_files.clone()
         && let Some(name) = list.last().and_then(|l| l.strip_prefix('@'))
     {

@@ -255,14 +255,16 @@ pub(super) fn render(out: &Out) -> String {
         if let Some(u) = &r.upstream {
             let _ = write!(y, "\n    upstream: {u}");
         }
-        if r.files.serve {
+        // An `if` inside a file location that answers itself serves no files.
+        let serves_files = r.files.serve && r.redirect.is_none() && r.respond.is_none();
+        if serves_files {
             super::files::render(&mut y, &r.files);
         }
         if r.internal {
             y.push_str("\n    internal: true");
         }
         // A route that only serves files forwards nothing.
-        let forwards = r.upstream.is_some() || !r.files.serve;
+        let forwards = r.upstream.is_some() || !serves_files;
         if let Some((to, status)) = &r.redirect {
             let _ = write!(
                 y,

@@ -297,7 +297,11 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
         auto_redirect(out, &r).into_iter().collect()
     };
     for s in ifs {
-        if let Some(cond) = if_route(out, s, &r) {
+        if let Some(mut cond) = if_route(out, s, &r) {
+            // An `if` with its own `proxy_pass` proxies instead of serving files.
+            if cond.upstream != r.upstream {
+                cond.files.serve = false;
+            }
             routes.push(cond);
         }
     }

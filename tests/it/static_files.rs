@@ -500,7 +500,7 @@ fn check_explains_static_mistakes() {
     let e = check_errors(
         "s.yaml",
         &format!(
-            "listen: [\"127.0.0.1:0\"]\n{pools}routes:\n  - path: /a/\n    static: {{root: \"{d}\", alias: \"{d}\"}}\n  - regex: \\.png$\n    static: {{alias: \"{d}\"}}\n  - path: /c/\n    static: {{root: \"{d}\", try_files: [\"$uri\"]}}\n  - path: /d/\n    static: {{root: \"{d}\", try_files: [\"$uri\", \"@nope\"]}}\n  - path: /e/\n    static: {{root: \"{d}\", expires: soon, index: [\"a/b.html\"]}}\n  - path: /f/\n    static: {{root: \"{d}\"}}\n    redirect: {{to: /x}}\n"
+            "listen: [\"127.0.0.1:0\"]\n{pools}routes:\n  - path: /a/\n    static: {{root: \"{d}\", alias: \"{d}\"}}\n  - regex: \\.png$\n    static: {{alias: \"{d}\"}}\n  - path: /c/\n    static: {{root: \"{d}\", try_files: [\"$uri\"]}}\n  - path: /d/\n    static: {{root: \"{d}\", try_files: [\"$uri\", \"@nope\"]}}\n  - path: /e/\n    static: {{root: \"{d}\", expires: soon, index: [\"a/b.html\"]}}\n  - path: /f/\n    static: {{root: \"{d}\"}}\n    redirect: {{to: /x}}\n  - path: /g/\n    static: {{root: \"{d}\", try_files: [\"$uri\", \"=404\"]}}\n    upstream: app\n"
         ),
     );
     for want in [
@@ -511,6 +511,7 @@ fn check_explains_static_mistakes() {
         "routes[4].static.expires:",
         "routes[4].static.index[0]: `a/b.html`: an index is a file name",
         "routes[5].static: a route that answers a `redirect` or `respond` serves no files",
+        "routes[6].static.try_files[1]: `=404` would leave the route's `upstream` unused",
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }

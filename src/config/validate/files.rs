@@ -105,6 +105,13 @@ pub(super) fn static_files(
                     );
                     return None;
                 }
+                Some(code) if code.starts_with('=') && upstream.is_some() => {
+                    c.err(
+                        &entry_at(list.len() - 1),
+                        format!("`{code}` would leave the route's `upstream` unused: with an upstream, it is the fallback"),
+                    );
+                    return None;
+                }
                 Some(code) if code.starts_with('=') => {
                     let status = match code[1..].parse::<u16>() {
                         Ok(s) if (400..=599).contains(&s) => s,

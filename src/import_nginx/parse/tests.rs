@@ -203,6 +203,20 @@ fn generated_configs_never_translate_into_what_check_refuses() {
         "gzip on",
         "internal",
         "expires 1d",
+        "expires max",
+        "expires -1",
+        "expires modified +1h",
+        "alias /srv/a/",
+        "index index.html home.htm",
+        "index $x /abs.html",
+        "try_files $uri $uri/ /index.html",
+        "try_files $uri @app",
+        "try_files $uri @nowhere",
+        "try_files $uri =404",
+        "try_files $uri",
+        "try_files $nope =404",
+        "gzip_static on",
+        "autoindex on",
     ];
     let stmt = |d: &str| {
         if d.ends_with('}') {
