@@ -48,7 +48,10 @@ fn files_are_served_with_types_validators_conditionals_and_ranges() {
     std::fs::create_dir_all(root.join("noindex")).unwrap();
     let log = site.path().join("access.log");
     let p = Proxy::start(&config(
-        &format!("access_log: \"{}\"\n", log.display()),
+        &format!(
+            "access_log: \"{}\"\naccess_log_format: combined\n",
+            log.display()
+        ),
         &format!(
             "  - path: /\n    static: {{root: \"{}\", expires: 30d}}\n",
             root.display()
