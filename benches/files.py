@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import pwd
 import shutil
 import statistics
 import subprocess
@@ -29,6 +30,7 @@ ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 
 NGINX_CONF = """
+user {user};
 worker_processes 1;
 daemon off;
 error_log {dir}/error.log crit;
@@ -69,7 +71,8 @@ class Server:
             conf = os.path.join(d, "nginx.conf")
             sendfile = "off" if kind.endswith("nosendfile") else "on"
             with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=d, port=self.port, root=root, sendfile=sendfile))
+                user = pwd.getpwuid(os.getuid()).pw_name  # the workers must read the files
+                f.write(NGINX_CONF.format(user=user, dir=d, port=self.port, root=root, sendfile=sendfile))
             cmd = [binary, "-c", conf, "-p", d]
         else:
             conf = os.path.join(d, "switchyard.yaml")

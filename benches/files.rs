@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use switchyard::files::{self, Found};
 
 fn read_blocking(path: &Path, root: &Path, real: &Path) -> usize {
-    let Found::File(f) = files::open(path, root, Some(real), false) else {
+    let Found::File(f) = files::open(path.to_path_buf(), root, Some(real), false) else {
         panic!("the bench file is missing");
     };
     let mut buf = vec![0u8; f.len as usize];
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    let Found::File(open) = files::open(&path, &root, Some(&real), false) else {
+    let Found::File(open) = files::open(path.clone(), &root, Some(&real), false) else {
         panic!("the bench file is missing");
     };
     g.bench_function("cached_fd", |b| {

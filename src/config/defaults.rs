@@ -200,6 +200,11 @@ pub fn json(d: &Default) -> serde_json::Value {
     }
 }
 
+/// `static.open_file_cache`: how long a served file is kept open.
+pub const OPEN_FILE_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Files kept open per `static` block.
+pub const OPEN_FILES_MAX: usize = 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

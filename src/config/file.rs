@@ -320,6 +320,10 @@ pub struct FileStatic {
     pub autoindex: Option<bool>,
     /// Follow symbolic links that lead outside the root (default: 403).
     pub follow_symlinks: Option<bool>,
+    /// Keep files open this long after they are opened (nginx `open_file_cache`; default 1s,
+    /// `off` to open every time). A file changed in place is seen at once, one replaced within
+    /// this time.
+    pub open_file_cache: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

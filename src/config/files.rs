@@ -24,6 +24,8 @@ pub struct StaticFiles {
     pub precompressed: bool,
     pub autoindex: bool,
     pub follow_symlinks: bool,
+    /// Files kept open (`open_file_cache`).
+    pub open_files: crate::files::cache::OpenFiles,
 }
 
 /// One `try_files` entry: a URI, rendered per request; one ending in `/` names a directory.

@@ -9,10 +9,58 @@ use std::time::{Duration, SystemTime};
 
 /// The strong `ETag` nginx gives a file: `"MTIME-SIZE"`, both in lowercase hex.
 pub fn etag(modified: SystemTime, len: u64) -> String {
-    let secs = modified
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("\"{secs:x}-{len:x}\"")
+    Etag::new(modified, len).as_str().to_string()
+}
+
+/// An `ETag` formatted on the stack (it is made for every answer from disk).
+#[derive(Clone, Copy)]
+pub struct Etag {
+    buf: [u8; 36],
+    len: usize,
+}
+
+impl Etag {
+    pub fn new(modified: SystemTime, len: u64) -> Etag {
+        let secs = modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut e = Etag {
+            buf: [0; 36],
+            len: 0,
+        };
+        e.push(b'"');
+        e.hex(secs);
+        e.push(b'-');
+        e.hex(len);
+        e.push(b'"');
+        e
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn hex(&mut self, mut n: u64) {
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(n & 15) as usize];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            self.push(d);
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("\"\"")
+    }
 }
 
 /// What to answer.

@@ -54,8 +54,7 @@ fn symlinks_out_of_the_root_are_refused_unless_followed() {
     std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("out")).unwrap();
     std::os::unix::fs::symlink(root.path().join("in.txt"), root.path().join("alias.txt")).unwrap();
     let real = std::fs::canonicalize(root.path()).unwrap();
-    let open_ =
-        |name: &str, follow| open(&root.path().join(name), root.path(), Some(&real), follow);
+    let open_ = |name: &str, follow| open(root.path().join(name), root.path(), Some(&real), follow);
     assert!(matches!(open_("in.txt", false), Found::File(f) if f.len == 5));
     assert!(
         matches!(open_("alias.txt", false), Found::File(_)),
@@ -67,11 +66,11 @@ fn symlinks_out_of_the_root_are_refused_unless_followed() {
     assert!(matches!(open_("in.txt/x", false), Found::Missing));
     // Resolved at request time when the root did not exist at load.
     assert!(matches!(
-        open(&root.path().join("out"), root.path(), None, false),
+        open(root.path().join("out"), root.path(), None, false),
         Found::Forbidden
     ));
     assert!(matches!(
-        open(&root.path().join("in.txt"), root.path(), None, false),
+        open(root.path().join("in.txt"), root.path(), None, false),
         Found::File(_)
     ));
 }
@@ -84,7 +83,7 @@ fn fifos_are_refused_without_blocking() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     assert!(matches!(
-        open(&fifo, root.path(), None, false),
+        open(fifo.clone(), root.path(), None, false),
         Found::Forbidden
     ));
 }

@@ -92,6 +92,14 @@ pub(super) fn common(out: &mut Out, d: &Directive, route: Option<&mut Route>) {
             }
         }
         "include" => missing_include(out, d),
+        "open_file_cache"
+        | "open_file_cache_valid"
+        | "open_file_cache_min_uses"
+        | "open_file_cache_errors" => out.note(
+            d,
+            "switchyard keeps served files open for `static.open_file_cache` (1s by default)",
+            false,
+        ),
         n if NOT_NEEDED.contains(&n) => out.note(d, "not needed by switchyard", false),
         _ => out.skip(d, "no switchyard equivalent"),
     }

@@ -15,9 +15,9 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::borrow::Cow;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A file is read and sent in pieces of at most this size: the memory one download holds.
 pub const CHUNK: usize = 128 * 1024;
@@ -43,14 +43,22 @@ pub(super) struct Site<'a> {
 impl Site<'_> {
     fn open(&self, uri: &str) -> Found {
         match files::file_for(&self.files.dir, self.files.alias, self.prefix, uri) {
-            Some(path) => self.open_path(&path),
+            Some(path) => self.open_path(path),
             None => Found::Missing,
         }
     }
 
-    fn open_path(&self, path: &Path) -> Found {
+    fn open_path(&self, path: std::path::PathBuf) -> Found {
         let f = self.files;
-        files::open(path, &f.dir, f.real_dir.as_deref(), f.follow_symlinks)
+        let now = Instant::now();
+        if let Some(kept) = f.open_files.get(&path, now) {
+            return Found::File(kept);
+        }
+        let found = files::open(path, &f.dir, f.real_dir.as_deref(), f.follow_symlinks);
+        if let Found::File(file) = &found {
+            f.open_files.put(file, now);
+        }
+        found
     }
 }
 
@@ -176,7 +184,7 @@ async fn directory(
         return not_allowed(session, ctx).await;
     }
     for name in &site.files.index {
-        match site.open_path(&dir.join(name)) {
+        match site.open_path(dir.join(name)) {
             Found::File(file) => return send_file(session, ctx, site, file).await,
             Found::Forbidden => return ctx.send_error(session, 403, true, None).await,
             Found::Dir(_) | Found::Missing => {}
@@ -214,7 +222,7 @@ async fn send_file(
     session: &mut Session,
     ctx: &mut Ctx,
     site: &Site<'_>,
-    file: Opened,
+    file: Arc<Opened>,
 ) -> Result<()> {
     if !get_or_head(session) {
         return not_allowed(session, ctx).await;
@@ -222,30 +230,31 @@ async fn send_file(
     let files = site.files;
     let content_type = files::content_type(&file.path);
     let mut file = file;
+    let mut encoding = None;
     if files.precompressed {
         let accept = session
             .req_header()
             .headers
             .get(header::ACCEPT_ENCODING)
             .map(HeaderValue::as_bytes);
-        for (encoding, suffix) in files::accepted_encodings(accept) {
-            if let Found::File(mut twin) = site.open_path(&files::with_suffix(&file.path, suffix)) {
-                twin.encoding = Some(encoding);
+        for (name, suffix) in files::accepted_encodings(accept) {
+            if let Found::File(twin) = site.open_path(files::with_suffix(&file.path, suffix)) {
+                encoding = Some(name);
                 file = twin;
                 break;
             }
         }
     }
     let etag = file.etag();
-    let mut resp = ResponseHeader::build(200, Some(10))?;
-    resp.insert_header(header::CONTENT_TYPE, content_type)?;
-    resp.insert_header(header::CONTENT_LENGTH, file.len)?;
-    resp.insert_header(
-        header::LAST_MODIFIED,
-        httpdate::fmt_http_date(file.modified),
-    )?;
-    resp.insert_header(header::ETAG, etag.as_str())?;
-    if let Some(encoding) = file.encoding {
+    let etag = etag.as_str();
+    // Without the case map: field names go out in their usual case (`Content-Type`) anyway.
+    let mut resp = ResponseHeader::build_no_case(200, Some(10))?;
+    let etag_value = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
+    resp.insert_header(header::CONTENT_TYPE, HeaderValue::from_static(content_type))?;
+    resp.insert_header(header::CONTENT_LENGTH, HeaderValue::from(file.len))?;
+    resp.insert_header(header::LAST_MODIFIED, http_date(file.modified))?;
+    resp.insert_header(header::ETAG, etag_value)?;
+    if let Some(encoding) = encoding {
         resp.insert_header(header::CONTENT_ENCODING, encoding)?;
     }
     if files.precompressed {
@@ -254,7 +263,7 @@ async fn send_file(
 
     // On-the-fly compression (`compress`) for a file without a twin: no ranges then.
     let mut compressor = None;
-    if site.compress && file.encoding.is_none() && file.len >= policy::MIN_COMPRESS {
+    if site.compress && encoding.is_none() && file.len >= policy::MIN_COMPRESS {
         let mut c = policy::compression_ctx(session.req_header());
         let mut compressed = resp.clone();
         c.response_header_filter(&mut compressed, false);
@@ -265,7 +274,7 @@ async fn send_file(
     }
     let answer = cond::decide(
         &session.req_header().headers,
-        &etag,
+        etag,
         file.modified,
         file.len,
         compressor.is_none(),
@@ -303,7 +312,7 @@ async fn send_file(
         }
     };
     if compressor.is_none() {
-        resp.insert_header(header::ACCEPT_RANGES, "bytes")?;
+        resp.insert_header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"))?;
     }
     add_expires(&mut resp, files.expires)?;
     ctx.decorate(session, &mut resp)?;
@@ -320,7 +329,8 @@ async fn send_file(
 
 /// Bytes `start..end` of `file`, one chunk at a time; each is checked against the file as it
 /// was opened, so a file rewritten while it is sent ends the connection rather than mixing two
-/// versions under one `Content-Length`.
+/// versions under one `Content-Length`. An answer of one piece is read right after the open
+/// and only needs to be read whole.
 async fn send_body(
     session: &mut Session,
     file: &Opened,
@@ -331,9 +341,12 @@ async fn send_body(
     let mut pos = start;
     loop {
         let n = (end - pos).min(CHUNK as u64) as usize;
-        let mut buf = BytesMut::zeroed(n);
-        let read = file.file.read_exact_at(&mut buf, pos);
-        let same = read.is_ok() && file.unchanged().unwrap_or(false);
+        let mut buf = BytesMut::with_capacity(n);
+        let read = read_exact_at(&file.file, &mut buf, n, pos);
+        // One read right after the open needs only to be whole (a truncated file reads
+        // short); an answer of several pieces is checked piece by piece.
+        let single = pos == start && n as u64 == end - start;
+        let same = read.is_ok() && (single || file.unchanged().unwrap_or(false));
         if !same {
             tracing::warn!("{} changed while it was sent", file.path.display());
             return Error::e_explain(
@@ -353,6 +366,58 @@ async fn send_body(
         if last {
             return Ok(());
         }
+    }
+}
+
+/// Read `n` bytes at `pos` into `buf`'s spare room (which is not zeroed first: a 1 MiB
+/// answer would otherwise clear 1 MiB it is about to overwrite). A file that ends early is an
+/// error.
+fn read_exact_at(
+    file: &std::fs::File,
+    buf: &mut BytesMut,
+    n: usize,
+    pos: u64,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    buf.reserve(n);
+    let mut filled = 0;
+    while filled < n {
+        let offset = libc::off_t::try_from(pos + filled as u64)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: the spare room holds at least `n` bytes, of which `filled` are written: the
+        // `n - filled` bytes from `filled` are writable.
+        let r = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.spare_capacity_mut()[filled..].as_mut_ptr().cast(),
+                n - filled,
+                offset,
+            )
+        };
+        match r {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            r if r < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            r => filled += r as usize,
+        }
+    }
+    // SAFETY: pread wrote all `n` bytes.
+    unsafe { buf.set_len(n) };
+    Ok(())
+}
+
+/// An HTTP date, formatted on the stack.
+fn http_date(t: SystemTime) -> HeaderValue {
+    use std::io::Write as _;
+    let mut buf = [0u8; 29];
+    let mut w = &mut buf[..];
+    match write!(w, "{}", httpdate::HttpDate::from(t)) {
+        Ok(()) => HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("")),
+        Err(_) => HeaderValue::from_static(""),
     }
 }
 

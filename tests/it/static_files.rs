@@ -527,3 +527,34 @@ fn check_explains_static_mistakes() {
     assert!(passed, "a root that does not exist yet is a warning: {err}");
     assert!(err.contains("not-yet"), "{err}");
 }
+
+#[test]
+fn kept_open_files_see_changes_in_place_at_once_and_renames_within_their_time() {
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path();
+    write(root, "app.js", b"version 1");
+    let r = root.display();
+    let p = Proxy::start(&config(
+        "",
+        &format!(
+            "  - path: /fresh/\n    static: {{alias: \"{r}/\", open_file_cache: \"off\"}}\n  - path: /\n    static: {{root: \"{r}\", open_file_cache: 1s}}\n"
+        ),
+    ));
+    assert_eq!(get(p.addr, "/app.js").body, b"version 1");
+    // Rewritten in place: seen at once, kept open or not.
+    write(root, "app.js", b"version 2, longer");
+    assert_eq!(get(p.addr, "/app.js").body, b"version 2, longer");
+    // Replaced by a rename, as deploys write: at once without the cache, within its time with.
+    write(root, "app.js.new", b"version 3");
+    std::fs::rename(root.join("app.js.new"), root.join("app.js")).unwrap();
+    assert_eq!(get(p.addr, "/fresh/app.js").body, b"version 3");
+    wait_until("the kept file expires", Duration::from_secs(5), || {
+        get(p.addr, "/app.js").body == b"version 3"
+    });
+    // Deleted: gone at once without the cache.
+    std::fs::remove_file(root.join("app.js")).unwrap();
+    assert_eq!(get(p.addr, "/fresh/app.js").status, 404);
+    wait_until("the deleted file is gone", Duration::from_secs(5), || {
+        get(p.addr, "/app.js").status == 404
+    });
+}

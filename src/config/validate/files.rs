@@ -4,12 +4,15 @@
 use super::Checker;
 use super::tls::resolve_file;
 use super::vars::template;
+use crate::config::defaults;
 use crate::config::error::did_you_mean;
 use crate::config::file::FileStatic;
 use crate::config::units::parse_duration;
 use crate::config::yaml::Seg;
 use crate::config::{Expires, Fallback, PathMatch, StaticFiles, TryFile};
+use crate::files::cache::OpenFiles;
 use crate::vars::Scope;
+use std::time::Duration;
 
 /// `static`, checked. `upstream` is the route's pool (or map) when it has one; the result's
 /// second part is the pool a final `@POOL` names.
@@ -212,6 +215,15 @@ pub(super) fn static_files(
         },
     });
 
+    let open_for = match s.open_file_cache.as_deref().map(str::trim) {
+        None => defaults::OPEN_FILE_CACHE,
+        Some("off") => Duration::ZERO,
+        Some(d) => parse_duration(d).unwrap_or_else(|why| {
+            c.err(&at("open_file_cache"), format!("{why}; or `off`"));
+            Duration::ZERO
+        }),
+    };
+
     (c.issues.len() == errors_before).then(|| {
         (
             StaticFiles {
@@ -225,6 +237,7 @@ pub(super) fn static_files(
                 precompressed: s.precompressed.unwrap_or(false),
                 autoindex: s.autoindex.unwrap_or(false),
                 follow_symlinks: s.follow_symlinks.unwrap_or(false),
+                open_files: OpenFiles::new(open_for, defaults::OPEN_FILES_MAX),
             },
             fallback_pool,
         )
