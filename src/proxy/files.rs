@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A file is read and sent in pieces of at most this size: the memory one download holds.
-pub const CHUNK: usize = 128 * 1024;
+pub const CHUNK: usize = 256 * 1024;
 
 /// What a static route did with a request.
 pub(super) enum Served {
