@@ -31,7 +31,6 @@ use crate::config::{HashKey, Outcome, Respond};
 use crate::edge::{self, Serve};
 use crate::log_summary::Failure as Tallied;
 use crate::policy::{self, Rejection};
-use crate::router;
 use crate::state::Store;
 use async_trait::async_trait;
 use attempts::{Failure, NoAttempt};
@@ -43,8 +42,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
-use request::{client_ip, cookie, facts, local_addr, route_target, status_for};
-use std::sync::Arc;
+use request::{client_ip, cookie, facts, local_addr, status_for};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
@@ -55,51 +53,6 @@ pub struct Switchyard {
 impl Switchyard {
     pub fn new(store: Store) -> Self {
         Switchyard { store }
-    }
-
-    /// The route for the request as it stands (its path normalized first).
-    fn route(
-        &self,
-        session: &Session,
-        ctx: &Ctx,
-    ) -> std::result::Result<Option<usize>, router::InvalidPath> {
-        let req = session.req_header();
-        let (host, path) = route_target(req);
-        let router = &ctx.state.router;
-        router::normalize_path(path).map(|path| {
-            let listener = if router.needs_listener() {
-                local_addr(session).and_then(|a| edge::position(&ctx.state.listeners, a))
-            } else {
-                None
-            };
-            router.route(&router::Request {
-                host,
-                path: &path,
-                listener,
-                method: &req.method,
-                headers: &req.headers,
-            })
-        })
-    }
-}
-
-/// nginx's limit of internal redirects for one request.
-const MAX_INTERNAL_REDIRECTS: u32 = 10;
-
-/// The request's URI after an internal redirect to `target` (a path and query): the scheme
-/// and authority of an absolute-form or HTTP/2 request are kept, so it routes by host as before.
-fn internal_target(old: &http::Uri, target: &str) -> Option<http::Uri> {
-    if !target.starts_with('/') {
-        return None;
-    }
-    match (old.scheme(), old.authority()) {
-        (Some(scheme), Some(authority)) => http::Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
-            .path_and_query(target)
-            .build()
-            .ok(),
-        _ => target.parse().ok(),
     }
 }
 
@@ -147,65 +100,8 @@ impl ProxyHttp for Switchyard {
             _ => headers::new_request_id(),
         });
 
-        // A `try_files` fallback routes the request again (nginx's internal redirect), at
-        // most MAX_INTERNAL_REDIRECTS times, as nginx.
-        let mut redirects = 0;
-        let route_index = loop {
-            let route_index = match self.route(session, ctx) {
-                Ok(Some(i)) => i,
-                Ok(None) => {
-                    ctx.send_error(session, 404, true, None).await?;
-                    return Ok(true);
-                }
-                Err(router::InvalidPath) => {
-                    // `..` above the root or a broken `%` escape: nginx answers 400 too.
-                    ctx.send_error(session, 400, false, None).await?;
-                    return Ok(true);
-                }
-            };
-            ctx.route = Some(route_index);
-            if ctx.state.routes[route_index].plain {
-                break route_index;
-            }
-            // Only a route with policies pays for a second handle on the state.
-            let state = Arc::clone(&ctx.state);
-            let route = &state.routes[route_index];
-            if route.policy.internal && redirects == 0 {
-                // nginx `internal`: only a fallback reaches it.
-                ctx.send_error(session, 404, true, None).await?;
-                return Ok(true);
-            }
-            if self.route_answers(session, ctx, route).await? {
-                return Ok(true);
-            }
-            let Some(files) = route.policy.static_files.as_deref() else {
-                break route_index;
-            };
-            ctx.served_static = true;
-            let site = files::Site {
-                files,
-                prefix: &route.prefix,
-                compress: route.policy.compress,
-            };
-            match files::serve(session, ctx, &site).await? {
-                files::Served::Answered => return Ok(true),
-                files::Served::Upstream => {
-                    ctx.served_static = false;
-                    break route_index;
-                }
-                files::Served::Redirect(target) => {
-                    ctx.served_static = false;
-                    redirects += 1;
-                    let uri = internal_target(&session.req_header().uri, &target)
-                        .filter(|_| redirects <= MAX_INTERNAL_REDIRECTS);
-                    let Some(uri) = uri else {
-                        // nginx: "rewrite or internal redirection cycle" (500).
-                        ctx.send_error(session, 500, true, None).await?;
-                        return Ok(true);
-                    };
-                    session.req_header_mut().set_uri(uri);
-                }
-            }
+        let Some(route_index) = self.route_request(session, ctx).await? else {
+            return Ok(true);
         };
         let route = &ctx.state.routes[route_index];
         let pool = if route.pool_map.is_some() {

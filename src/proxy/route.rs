@@ -1,19 +1,118 @@
-//! A route's own answers before anything is forwarded (SPEC §8): access lists, the rate limit
-//! and redirects.
+//! Routing a request and a route's own answers before anything is forwarded (SPEC §8, §11,
+//! §12): access lists, the rate limit, redirects and `respond`, files, and the internal
+//! redirects of `try_files`.
 
-use super::request::{client_ip, facts};
+use super::files;
+use super::request::{client_ip, facts, local_addr, route_target};
 use super::{Ctx, Switchyard, respond};
 use crate::config::Respond;
+use crate::edge;
 use crate::policy::{self, Rejection, RouteState};
+use crate::router;
 use crate::vars;
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora::ErrorType;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Switchyard {
+    /// The route for the request as it stands (its path normalized first).
+    fn route(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+    ) -> std::result::Result<Option<usize>, router::InvalidPath> {
+        let req = session.req_header();
+        let (host, path) = route_target(req);
+        let router = &ctx.state.router;
+        router::normalize_path(path).map(|path| {
+            let listener = if router.needs_listener() {
+                local_addr(session).and_then(|a| edge::position(&ctx.state.listeners, a))
+            } else {
+                None
+            };
+            router.route(&router::Request {
+                host,
+                path: &path,
+                listener,
+                method: &req.method,
+                headers: &req.headers,
+            })
+        })
+    }
+
+    /// Route the request (SPEC §11) and give its route's own answers: policies, a `respond` or
+    /// redirect, files (SPEC §12). A `try_files` fallback routes it again, as nginx's internal
+    /// redirect does, at most MAX_INTERNAL_REDIRECTS times. `None` when the request was
+    /// answered here; else the route whose pool proxies it.
+    pub(super) async fn route_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Result<Option<usize>> {
+        let mut redirects = 0;
+        loop {
+            let route_index = match self.route(session, ctx) {
+                Ok(Some(i)) => i,
+                Ok(None) => {
+                    ctx.send_error(session, 404, true, None).await?;
+                    return Ok(None);
+                }
+                Err(router::InvalidPath) => {
+                    // `..` above the root or a broken `%` escape: nginx answers 400 too.
+                    ctx.send_error(session, 400, false, None).await?;
+                    return Ok(None);
+                }
+            };
+            ctx.route = Some(route_index);
+            if ctx.state.routes[route_index].plain {
+                return Ok(Some(route_index));
+            }
+            // Only a route with policies pays for a second handle on the state.
+            let state = Arc::clone(&ctx.state);
+            let route = &state.routes[route_index];
+            if route.policy.internal && redirects == 0 {
+                // nginx `internal`: only a fallback reaches it.
+                ctx.send_error(session, 404, true, None).await?;
+                return Ok(None);
+            }
+            if self.route_answers(session, ctx, route).await? {
+                return Ok(None);
+            }
+            let Some(files) = route.policy.static_files.as_deref() else {
+                return Ok(Some(route_index));
+            };
+            ctx.served_static = true;
+            let site = files::Site {
+                files,
+                prefix: &route.prefix,
+                compress: route.policy.compress,
+            };
+            match files::serve(session, ctx, &site).await? {
+                files::Served::Answered => return Ok(None),
+                files::Served::Upstream => {
+                    ctx.served_static = false;
+                    return Ok(Some(route_index));
+                }
+                files::Served::Redirect(target) => {
+                    ctx.served_static = false;
+                    redirects += 1;
+                    let uri = internal_target(&session.req_header().uri, &target)
+                        .filter(|_| redirects <= MAX_INTERNAL_REDIRECTS);
+                    let Some(uri) = uri else {
+                        // nginx: "rewrite or internal redirection cycle" (500).
+                        ctx.send_error(session, 500, true, None).await?;
+                        return Ok(None);
+                    };
+                    session.req_header_mut().set_uri(uri);
+                }
+            }
+        }
+    }
+
     /// A route's own answers, in SPEC §8 order: allow/deny (403), rate limit (429), then its
     /// `respond` or redirect.
     /// `true` when the request was answered here.
@@ -76,5 +175,25 @@ impl Switchyard {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+/// nginx's limit of internal redirects for one request.
+const MAX_INTERNAL_REDIRECTS: u32 = 10;
+
+/// The request's URI after an internal redirect to `target` (a path and query): the scheme
+/// and authority of an absolute-form or HTTP/2 request are kept, so it routes by host as before.
+fn internal_target(old: &http::Uri, target: &str) -> Option<http::Uri> {
+    if !target.starts_with('/') {
+        return None;
+    }
+    match (old.scheme(), old.authority()) {
+        (Some(scheme), Some(authority)) => http::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query(target)
+            .build()
+            .ok(),
+        _ => target.parse().ok(),
     }
 }
