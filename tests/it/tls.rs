@@ -598,3 +598,86 @@ fn check_refuses_bad_certificates_and_warns_before_expiry() {
     );
     assert!(stderr.contains("does not match"), "{stderr}");
 }
+
+#[test]
+fn static_files_over_http2_with_ranges_validators_and_fallbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = self_signed(dir.path(), "a", &["a.example", "b.example"]);
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), b"shell").unwrap();
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(site.join("big.bin"), &big).unwrap();
+    // The fallback routes the request again: on HTTP/2 it must keep routing by `:authority`.
+    let rest = format!(
+        "routes:\n  - {{host: b.example, path: /, respond: {{status: 200, body: other}}}}\n  - {{host: a.example, path: /, static: {{root: \"{}\", try_files: [\"$uri\", \"/index.html\"]}}}}\n",
+        site.display()
+    );
+    let p = Proxy::start(&tls_config(&[(&a.cert, &a.key)], "", &rest));
+    let config = client_config(
+        std::slice::from_ref(&a.der),
+        both_versions(),
+        &[b"h2", b"http/1.1"],
+    );
+    let addr = p.addr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answers = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("a.example").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (client, conn) = h2::client::handshake(tls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let mut answers = Vec::new();
+        for (path, header) in [
+            ("/big.bin", None),
+            ("/big.bin", Some(("range", "bytes=131000-140000"))),
+            ("/deep/client/route", None),
+            ("/index.html", Some(("if-none-match", "*"))),
+        ] {
+            let mut req = http::Request::get(format!("https://a.example{path}"));
+            if let Some((n, v)) = header {
+                req = req.header(n, v);
+            }
+            let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+            let resp = tokio::time::timeout(Duration::from_secs(10), resp)
+                .await
+                .unwrap()
+                .unwrap();
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.unwrap();
+                let _ = body.flow_control().release_capacity(chunk.len());
+                bytes.extend_from_slice(&chunk);
+            }
+            answers.push((status, bytes));
+            client = client.ready().await.unwrap();
+        }
+        answers
+    });
+    assert_eq!(answers[0].0, 200);
+    assert!(
+        answers[0].1 == big,
+        "the whole file, {} bytes",
+        answers[0].1.len()
+    );
+    assert_eq!(answers[1].0, 206);
+    assert!(answers[1].1 == big[131_000..=140_000]);
+    assert_eq!(
+        answers[2],
+        (200, b"shell".to_vec()),
+        "the fallback kept the host"
+    );
+    assert_eq!(answers[3], (304, Vec::new()));
+}
