@@ -65,6 +65,11 @@ class Mock(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Mock", self.server.label)
         self.send_header("X-Powered-By", "mock")
+        if self.close_connection:
+            # It closes after this answer (the request said `Connection: close`, as nginx's
+            # HTTP/1.0 to upstreams does): say so, or nginx keeps the connection for its
+            # `keepalive` pool and a later POST on it gets 502 (seen once in CI on 08-limits).
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
