@@ -10,6 +10,7 @@ pub mod de;
 pub mod defaults;
 pub mod error;
 pub mod file;
+pub mod file_static;
 mod files;
 mod listen;
 mod location;

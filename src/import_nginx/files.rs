@@ -185,6 +185,59 @@ pub(super) fn named_is_used(out: &Out, name: &str) -> bool {
     uses(&out.server_block, name)
 }
 
+/// A server's own `root` and `try_files`, which nginx applies to what no location takes: a
+/// catch-all route when no `location /` takes everything (`catch_all`), else reported.
+pub(super) fn server_catch_all(
+    out: &mut Out,
+    block: &[Directive],
+    catch_all: bool,
+    server_try_files: Option<&Directive>,
+    server_files: Files,
+    base: &Route,
+    host_list: &[Option<String>],
+) {
+    let root = block.iter().find(|d| d.name == "root");
+    match (catch_all, server_try_files.or(root)) {
+        (true, Some(d)) => {
+            // nginx serves the server's `root` (and its `try_files`) to what no location
+            // takes.
+            let mut r = Route {
+                origin: format!(
+                    "the server's {} ({}), for what no location takes",
+                    d.name,
+                    d.at()
+                ),
+                loc: Loc::Prefix {
+                    path: "/".into(),
+                    stop_regex: false,
+                },
+                files: server_files,
+                upstream: None,
+                ..base.clone()
+            };
+            files::finish(out, d, &mut r);
+            if r.files.serve {
+                super::server::forwarded_host(&mut r);
+                for h in host_list {
+                    out.routes.push(Route {
+                        host: h.clone(),
+                        ..r.clone()
+                    });
+                }
+            }
+        }
+        (false, _) => {
+            if let Some(d) = server_try_files {
+                out.skip(
+                    d,
+                    "nginx applies a server's `try_files` only to requests no location takes, and `location /` takes them all",
+                );
+            }
+        }
+        (true, None) => {}
+    }
+}
+
 /// The `static` block of a route.
 pub(super) fn render(y: &mut String, f: &Files) {
     y.push_str("\n    static:");

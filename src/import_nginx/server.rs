@@ -175,46 +175,15 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
         for loc in locations {
             location(out, loc, &base, &host_list);
         }
-        let root = block.iter().find(|d| d.name == "root");
-        match (catch_all, server_try_files.as_ref().or(root)) {
-            (true, Some(d)) => {
-                // nginx serves the server's `root` (and its `try_files`) to what no location
-                // takes.
-                let mut r = Route {
-                    origin: format!(
-                        "the server's {} ({}), for what no location takes",
-                        d.name,
-                        d.at()
-                    ),
-                    loc: Loc::Prefix {
-                        path: "/".into(),
-                        stop_regex: false,
-                    },
-                    files: server_files,
-                    upstream: None,
-                    ..base.clone()
-                };
-                files::finish(out, d, &mut r);
-                if r.files.serve {
-                    forwarded_host(&mut r);
-                    for h in &host_list {
-                        out.routes.push(Route {
-                            host: h.clone(),
-                            ..r.clone()
-                        });
-                    }
-                }
-            }
-            (false, _) => {
-                if let Some(d) = &server_try_files {
-                    out.skip(
-                        d,
-                        "nginx applies a server's `try_files` only to requests no location takes, and `location /` takes them all",
-                    );
-                }
-            }
-            (true, None) => {}
-        }
+        files::server_catch_all(
+            out,
+            block,
+            catch_all,
+            server_try_files.as_ref(),
+            server_files,
+            &base,
+            &host_list,
+        );
     }
     out.servers.push(ServerInfo {
         addrs,
@@ -327,7 +296,7 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
 /// nginx sends `Host: $proxy_host` (the `proxy_pass` target as written) unless
 /// `proxy_set_header Host` says otherwise; switchyard forwards the client's `Host`, which is
 /// what `$host` and `$http_host` give.
-fn forwarded_host(r: &mut Route) {
+pub(super) fn forwarded_host(r: &mut Route) {
     if r.upstream.is_none() {
         return;
     }

@@ -6,7 +6,7 @@ use super::tls::resolve_file;
 use super::vars::template;
 use crate::config::defaults;
 use crate::config::error::did_you_mean;
-use crate::config::file::FileStatic;
+use crate::config::file_static::FileStatic;
 use crate::config::units::parse_duration;
 use crate::config::yaml::Seg;
 use crate::config::{Expires, Fallback, PathMatch, StaticFiles, TryFile};
