@@ -88,12 +88,12 @@ impl Discovery {
                 let weight = f.weight.map_or(e.weight, |w| {
                     Weight::try_new(w.clamp(1, Weight::MAX)).unwrap_or(e.weight)
                 });
-                if out.iter().any(|s: &ServerConfig| s.socket == f.addr) {
+                if out.iter().any(|s: &ServerConfig| s.socket == f.addr.into()) {
                     continue;
                 }
                 out.push(ServerConfig {
                     addr: f.addr.to_string(),
-                    socket: f.addr,
+                    socket: f.addr.into(),
                     weight,
                     max_conns: e.max_conns,
                     backup: e.backup || f.backup,

@@ -147,8 +147,8 @@ impl LivePool {
     pub fn peer(&self, server: &Server) -> HttpPeer {
         let server = &server.config;
         match &self.tls {
-            Some(tls) => tls.peer(server.socket, &server.addr),
-            None => HttpPeer::new(server.socket, false, String::new()),
+            Some(tls) => tls.secure(server.socket.peer(true, String::new()), &server.addr),
+            None => server.socket.peer(false, String::new()),
         }
     }
 

@@ -44,6 +44,9 @@ pub struct FileConfig {
     /// `"502 503 504": /srv/errors/50x.html`. A route's `error_pages` replace these.
     #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
     pub error_pages: Option<Ordered<String>>,
+    /// Take the client address from trusted peers' `X-Forwarded-For`, `X-Real-IP` or PROXY
+    /// protocol header (nginx `set_real_ip_from` / `real_ip_header`).
+    pub real_ip: Option<super::file_transport::FileRealIp>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -134,6 +137,12 @@ pub struct FileUpstream {
     pub health_check: Option<FileHealthCheck>,
     /// TLS to the servers (absent: plain HTTP/1.1).
     pub tls: Option<FileUpstreamTls>,
+    /// `http1` (default), `h2c` (HTTP/2 without TLS) or `h2` (HTTP/2 over `tls`); gRPC needs h2c or h2.
+    pub protocol: Option<super::file_transport::ProtocolName>,
+    /// Send the client's address first on each connection: `v1` or `v2` (PROXY protocol).
+    pub send_proxy_protocol: Option<super::file_transport::ProxyVersionName>,
+    /// Hold request bodies and answers in memory up to a size (default: stream both).
+    pub buffering: Option<super::file_transport::FileBuffering>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -417,6 +426,7 @@ pub const LISTENER_FIELDS: &[&str] = &[
     "hsts",
     "redirect_https",
     "https_port",
+    "proxy_protocol",
 ];
 
 impl<'de> Deserialize<'de> for FileListen {
@@ -459,6 +469,8 @@ pub struct FileListener {
     pub redirect_https: Option<bool>,
     /// The port put in the redirect when not 443.
     pub https_port: Option<u16>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2): its source is the client.
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

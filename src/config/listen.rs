@@ -13,6 +13,8 @@ pub struct Listener {
     /// `name`, which routes' `listeners` refer to.
     pub name: Option<String>,
     pub kind: ListenerKind,
+    /// Every connection starts with a PROXY protocol header (SPEC §13).
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -8,19 +8,23 @@
 mod admin_token;
 pub mod de;
 pub mod defaults;
+mod endpoint;
 pub mod error;
 pub mod file;
 pub mod file_static;
+pub mod file_transport;
 mod files;
 mod listen;
 mod location;
 mod route;
 pub mod schema;
+mod transport;
 pub mod units;
 pub mod validate;
 pub mod yaml;
 
 pub use admin_token::AdminToken;
+pub use endpoint::{Endpoint, UNIX_PREFIX, UnixPath};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::LogFormat;
 pub use files::{Expires, Fallback, StaticFiles, TryFile};
@@ -31,6 +35,7 @@ pub use route::{
     Rewrite, RoutePolicy,
 };
 pub use schema::json_schema;
+pub use transport::{Buffering, Protocol, ProxyVersion, RealIp, RealIpSource, canonical};
 pub use units::StatusRange;
 
 use http::HeaderName;
@@ -159,6 +164,8 @@ pub struct Config {
     /// What is allowed but deserves attention (a certificate about to expire, `verify: false`):
     /// printed by `check` and logged at every load.
     pub warnings: Vec<ConfigError>,
+    /// `real_ip`: whose word the client address is taken on (SPEC §13).
+    pub real_ip: Option<RealIp>,
     /// `dns.servers`: the resolvers to ask; empty means the system's configuration.
     pub dns_servers: Vec<SocketAddr>,
     /// Every other file this config reads (certificates, keys, CA files, the admin token), as
@@ -218,6 +225,11 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
     /// Server entries followed in DNS; their servers join `servers` in the running state.
     pub dns: Vec<DnsEntry>,
+    /// HTTP/1.1, h2c or h2 to the servers (SPEC §13).
+    pub protocol: Protocol,
+    /// A PROXY protocol header first on each connection.
+    pub send_proxy_protocol: Option<ProxyVersion>,
+    pub buffering: Buffering,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,8 +263,8 @@ pub enum HashKey {
 pub struct ServerConfig {
     /// The address as configured; it names the server in metrics, logs and `/status`.
     pub addr: String,
-    /// The address it resolved to at load time.
-    pub socket: SocketAddr,
+    /// The address it resolved to at load time, or its Unix socket.
+    pub socket: Endpoint,
     pub weight: Weight,
     /// `None` = unlimited.
     pub max_conns: Option<NonZeroU32>,
@@ -338,14 +350,22 @@ pub enum Outcome {
     InvalidHeader,
     /// A response with this status.
     Status(u16),
+    /// A gRPC answer whose `grpc-status` is this code (0..=16), listed as a failure (`grpc_N`).
+    Grpc(u8),
 }
 
-/// A set of outcomes: `error`, `timeout`, `invalid_header` and `http_NNN` (429, 500..=599).
+/// A set of outcomes: `error`, `timeout`, `invalid_header`, `http_NNN` (429, 500..=599) and
+/// `grpc_N` (0..=16, SPEC §13).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutcomeSet {
     flags: u8,
     statuses: [u64; 4],
+    /// Bit N: `grpc_N`.
+    grpc: u32,
 }
+
+/// The highest gRPC status code (`UNAUTHENTICATED`).
+pub const GRPC_MAX_STATUS: u8 = 16;
 
 impl OutcomeSet {
     const ERROR: u8 = 1;
@@ -358,6 +378,16 @@ impl OutcomeSet {
             "error" => self.flags |= Self::ERROR,
             "timeout" => self.flags |= Self::TIMEOUT,
             "invalid_header" => self.flags |= Self::INVALID_HEADER,
+            _ if name.starts_with("grpc_") => {
+                let code = name["grpc_".len()..]
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|c| *c <= GRPC_MAX_STATUS)
+                    .ok_or_else(|| {
+                        format!("unknown condition `{name}` (gRPC: grpc_0 to grpc_16)")
+                    })?;
+                self.grpc |= 1 << code;
+            }
             _ => {
                 // Statuses that mean "the server could not serve it": 429 and 5xx.
                 let code = name
@@ -389,7 +419,18 @@ impl OutcomeSet {
                 let i = usize::from(code - 400);
                 self.statuses[i / 64] & (1 << (i % 64)) != 0
             }
+            Outcome::Grpc(code) => code <= GRPC_MAX_STATUS && self.grpc & (1 << code) != 0,
         }
+    }
+
+    /// Whether `grpc_N` is listed for this gRPC status.
+    pub fn has_grpc(&self, code: u8) -> bool {
+        self.contains(Outcome::Grpc(code))
+    }
+
+    /// Whether any `grpc_N` is listed (answers' `grpc-status` is then looked at).
+    pub fn has_grpc_statuses(&self) -> bool {
+        self.grpc != 0
     }
 
     /// The names of the listed outcomes, as written in the config (`error`, `http_503`, ...).
@@ -407,6 +448,11 @@ impl OutcomeSet {
         for i in 0..200usize {
             if self.statuses[i / 64] & (1 << (i % 64)) != 0 {
                 out.push(format!("http_{}", 400 + i));
+            }
+        }
+        for code in 0..=GRPC_MAX_STATUS {
+            if self.grpc & (1 << code) != 0 {
+                out.push(format!("grpc_{code}"));
             }
         }
         out

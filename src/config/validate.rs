@@ -9,6 +9,7 @@ mod route;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod transport;
 mod upstream;
 mod vars;
 
@@ -418,6 +419,10 @@ pub fn validate_with(
     }
 
     let dns_servers = upstream::dns_servers(&mut c, file);
+    let real_ip = file
+        .real_ip
+        .as_ref()
+        .and_then(|r| transport::real_ip(&mut c, r, &listeners));
     if !c.issues.is_empty() {
         return None;
     }
@@ -442,6 +447,7 @@ pub fn validate_with(
         warnings,
         files: c.files,
         dns_servers,
+        real_ip,
     })
 }
 

@@ -6,6 +6,7 @@
 //! (413) -> redirect or rewrite -> forward.
 
 pub mod rate;
+pub mod real_ip;
 
 use crate::config::{Config, FieldValue, HeaderOps, RateKey, Route, RoutePolicy, UpstreamMap};
 use crate::vars::{self, Facts};

@@ -42,6 +42,12 @@ pub struct Ctx {
     pub(super) intercepted: bool,
     /// A `static` route answered from disk (`upstream="static"` in metrics and the log).
     pub(super) served_static: bool,
+    /// The client's address as determined (SPEC §13: the connection's peer, or what a trusted
+    /// peer said under `real_ip`).
+    pub(super) client: Option<std::net::SocketAddr>,
+    /// The received `X-Forwarded-For` chain is kept and extended (no `real_ip`, or a trusted
+    /// peer); otherwise it is started afresh.
+    pub(super) keep_forwarded: bool,
 }
 
 impl Drop for Ctx {
@@ -51,6 +57,11 @@ impl Drop for Ctx {
 }
 
 impl Ctx {
+    /// The client's IP address as determined.
+    pub(super) fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.client.map(|a| a.ip())
+    }
+
     /// The route taken, once routed.
     pub(super) fn route(&self) -> Option<&RouteState> {
         self.route.map(|i| &self.state.routes[i])
@@ -143,6 +154,8 @@ impl Ctx {
             closed_unanswered: false,
             intercepted: false,
             served_static: false,
+            client: None,
+            keep_forwarded: true,
         }
     }
 

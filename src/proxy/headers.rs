@@ -206,6 +206,7 @@ fn nominated(headers: &http::HeaderMap) -> Vec<HeaderName> {
 pub fn prepare_upstream_request(
     req: &mut RequestHeader,
     client: Option<IpAddr>,
+    keep_forwarded: bool,
     request_id: &HeaderValue,
     https: bool,
 ) -> pingora::Result<()> {
@@ -238,7 +239,9 @@ pub fn prepare_upstream_request(
         let mut text = IpText::default();
         let ip_text = text.format(ip);
         let mut xff = Vec::new();
-        for v in req.headers.get_all(&X_FORWARDED_FOR) {
+        // From a peer `real_ip` does not trust, the chain it sent is dropped (SPEC §13).
+        let received = req.headers.get_all(&X_FORWARDED_FOR);
+        for v in received.iter().filter(|_| keep_forwarded) {
             if let Ok(s) = v.to_str() {
                 let s = s.trim();
                 if !s.is_empty() {

@@ -42,7 +42,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
-use request::{client_ip, cookie, facts, local_addr, status_for};
+use request::{cookie, facts, local_addr, status_for};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
@@ -65,6 +65,12 @@ impl ProxyHttp for Switchyard {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        ctx.client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        if let (Some(real_ip), Some(peer)) = (&ctx.state.config.real_ip, ctx.client) {
+            let client = policy::real_ip::client_of(real_ip, peer, &session.req_header().headers);
+            ctx.client = Some(client.addr);
+            ctx.keep_forwarded = client.trusted;
+        }
         if let Some(digest) = session.digest() {
             ctx.tls = digest.ssl_digest.clone();
             if ctx.tls.is_some() {
@@ -151,7 +157,7 @@ impl ProxyHttp for Switchyard {
         let hash_key: Option<&[u8]> = match ctx.state.pools[pool_index].balancer.hash_key() {
             None => None,
             Some(HashKey::ClientIp) => {
-                ip_text = client_ip(session).map(|ip| ip.to_string());
+                ip_text = ctx.client_ip().map(|ip| ip.to_string());
                 ip_text.as_deref().map(str::as_bytes)
             }
             Some(HashKey::Header(name)) => req.headers.get(name).map(HeaderValue::as_bytes),
@@ -249,12 +255,14 @@ impl ProxyHttp for Switchyard {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let client = ctx.client_ip();
         let id = ctx.request_id.get_or_insert_with(headers::new_request_id);
         upstream_request.set_version(http::Version::HTTP_11);
         headers::origin_form(upstream_request)?;
         headers::prepare_upstream_request(
             upstream_request,
-            client_ip(session),
+            client,
+            ctx.keep_forwarded,
             id,
             ctx.tls.is_some(),
         )?;
@@ -490,7 +498,7 @@ impl ProxyHttp for Switchyard {
         };
         log.log(&Entry {
             time: SystemTime::now(),
-            client: client_ip(session),
+            client: ctx.client_ip(),
             method: req.method.as_str(),
             path,
             version,

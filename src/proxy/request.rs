@@ -5,18 +5,11 @@ use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use pingora::{ErrorSource, ErrorType};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::{Ctx, headers, retry};
 use crate::config::Outcome;
 use crate::vars::Facts;
-
-pub(super) fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
 
 /// The host and path a request is routed by. An absolute-form target's authority wins over
 /// `Host` (RFC 9112 §3.2.2), and its path is the part before any query (`/` when empty). An
@@ -61,7 +54,7 @@ pub(super) fn facts<'a>(session: &'a Session, ctx: &'a Ctx, status: Option<u16>)
         headers: &req.headers,
         target: request_uri(req),
         host: route_target(req).0,
-        client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+        client: ctx.client,
         server: local_addr(session),
         tls: ctx.tls.is_some(),
         request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),

@@ -3,7 +3,7 @@
 //! redirects of `try_files`.
 
 use super::files;
-use super::request::{client_ip, facts, local_addr, route_target};
+use super::request::{facts, local_addr, route_target};
 use super::{Ctx, Switchyard, respond};
 use crate::config::Respond;
 use crate::edge;
@@ -123,7 +123,7 @@ impl Switchyard {
         route: &RouteState,
     ) -> Result<bool> {
         let p = &route.policy;
-        let client = client_ip(session);
+        let client = ctx.client_ip();
         if let Some(access) = &p.access
             && !client.is_some_and(|ip| access.permits(ip))
         {

@@ -10,6 +10,7 @@
 //! answers errors re-opens it. A pool that still has one server available is left alone: its
 //! open breakers keep their full open period, which is what protects a struggling server.
 
+use crate::config::Endpoint;
 use crate::state::Store;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -38,14 +39,21 @@ impl OutageProber {
         for pool in state.pools.iter().filter(|p| p.in_total_outage(now)) {
             let timeout = pool.config.timeouts.connect.min(PROBE_INTERVAL);
             for server in &pool.servers {
-                let addr = server.config.socket;
+                let addr = server.config.socket.clone();
                 let (name, shown) = (pool.name.clone(), server.config.addr.clone());
                 let stats = std::sync::Arc::clone(&server.stats);
                 probes.spawn(async move {
-                    let connected =
-                        tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
-                            .await
-                            .is_ok_and(|r| r.is_ok());
+                    let connect = async {
+                        match &addr {
+                            Endpoint::Inet(a) => tokio::net::TcpStream::connect(a).await.is_ok(),
+                            Endpoint::Unix(u) => {
+                                tokio::net::UnixStream::connect(u.path()).await.is_ok()
+                            }
+                        }
+                    };
+                    let connected = tokio::time::timeout(timeout, connect)
+                        .await
+                        .unwrap_or(false);
                     if connected && stats.breaker.end_open_period(Instant::now()) {
                         tracing::info!(
                             upstream = %name,

@@ -74,13 +74,14 @@ impl PeerTls {
         self.sni.as_deref()
     }
 
-    /// A peer for the server at `addr` (`host:port` as configured) over TLS.
-    pub fn peer(&self, socket: std::net::SocketAddr, addr: &str) -> HttpPeer {
+    /// `peer` (the server at `addr`, as configured) over TLS.
+    pub fn secure(&self, mut peer: HttpPeer, addr: &str) -> HttpPeer {
         let sni = self
             .sni
             .clone()
             .unwrap_or_else(|| host_of(addr).to_string());
-        let mut peer = HttpPeer::new(socket, true, sni);
+        peer.scheme = pingora::upstreams::peer::Scheme::HTTPS;
+        peer.sni = sni;
         peer.options.verify_cert = self.verify;
         peer.options.verify_hostname = self.verify;
         peer.options.ca = self.ca.clone();

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The outcome classes an attempt is counted under (SPEC §5 `outcome` label), in index order.
-pub const OUTCOMES: [&str; 6] = [
+pub const OUTCOMES: [&str; 7] = [
     "success",
     "error",
     "timeout",
     "invalid_header",
     "http_5xx",
     "http_429",
+    "grpc_error",
 ];
 
 /// The index of an outcome in [`OUTCOMES`].
@@ -26,6 +27,7 @@ pub fn outcome_index(o: Outcome) -> usize {
         Outcome::InvalidHeader => 3,
         Outcome::Status(429) => 5,
         Outcome::Status(_) => 4,
+        Outcome::Grpc(_) => 6,
     }
 }
 
@@ -131,9 +133,9 @@ impl StatusCounts {
 }
 
 /// Retries by the failure that caused them: `error`, `timeout`, `invalid_header`, `http_429`
-/// and `http_500`..`http_599` (the outcomes `retry.on` accepts).
+/// `http_500`..`http_599` and `grpc_0`..`grpc_16` (the outcomes `retry.on` accepts).
 #[derive(Debug)]
-pub struct RetryReasons([AtomicU64; 105]);
+pub struct RetryReasons([AtomicU64; 122]);
 
 impl Default for RetryReasons {
     fn default() -> Self {
@@ -151,6 +153,8 @@ impl RetryReasons {
             Outcome::Status(429) => Some(3),
             Outcome::Status(c @ 500..=599) => Some(4 + usize::from(c - 500)),
             Outcome::Status(_) => None,
+            Outcome::Grpc(c @ 0..=16) => Some(105 + usize::from(c)),
+            Outcome::Grpc(_) => None,
         }
     }
 
@@ -158,6 +162,7 @@ impl RetryReasons {
     pub fn label(o: Outcome) -> String {
         match o {
             Outcome::Status(code) => format!("http_{code}"),
+            Outcome::Grpc(code) => format!("grpc_{code}"),
             Outcome::Error => "error".into(),
             Outcome::Timeout => "timeout".into(),
             Outcome::InvalidHeader => "invalid_header".into(),
@@ -180,7 +185,8 @@ impl RetryReasons {
         let reasons = [Outcome::Error, Outcome::Timeout, Outcome::InvalidHeader]
             .into_iter()
             .chain(std::iter::once(Outcome::Status(429)))
-            .chain((500..=599).map(Outcome::Status));
+            .chain((500..=599).map(Outcome::Status))
+            .chain((0..=16).map(Outcome::Grpc));
         reasons.filter_map(|o| {
             let n = self.get(o);
             (n > 0).then_some((o, n))

@@ -30,7 +30,7 @@ impl HashRing {
             let buckets: Vec<Bucket> = servers
                 .iter()
                 .filter(|s| s.config.backup == backup)
-                .map(|s| Bucket::new(s.config.socket, s.weight()))
+                .map(|s| Bucket::new(s.config.socket.ring_addr(), s.weight()))
                 .collect();
             Continuum::new(&buckets)
         };
@@ -41,7 +41,7 @@ impl HashRing {
             index_of: servers
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (s.config.socket, i))
+                .map(|(i, s)| (s.config.socket.ring_addr(), i))
                 .collect(),
         }
     }

@@ -484,7 +484,11 @@ fn header_ops(
     out
 }
 
-fn cidrs(c: &mut Checker<'_>, list: &Option<Vec<String>>, base: &[Seg<'_>]) -> Vec<ipnet::IpNet> {
+pub(super) fn cidrs(
+    c: &mut Checker<'_>,
+    list: &Option<Vec<String>>,
+    base: &[Seg<'_>],
+) -> Vec<ipnet::IpNet> {
     let mut out = Vec::new();
     for (j, text) in list.iter().flatten().enumerate() {
         let t = text.trim();

@@ -73,7 +73,13 @@ pub(super) fn listeners(c: &mut Checker<'_>, entries: &[FileListen]) -> Vec<List
             }
             n => n.map(str::to_string),
         };
-        out.push(Listener { addr, name, kind });
+        let proxy_protocol = full.and_then(|l| l.proxy_protocol).unwrap_or(false);
+        out.push(Listener {
+            addr,
+            name,
+            kind,
+            proxy_protocol,
+        });
     }
     out
 }

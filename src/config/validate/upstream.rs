@@ -8,8 +8,8 @@ use crate::config::file::{self, BalanceName, FileUpstream};
 use crate::config::units::parse_status_range;
 use crate::config::yaml::Seg;
 use crate::config::{
-    Balance, BreakerPolicy, DnsEntry, HashKey, HealthCheck, Keepalive, Lookup, RetryPolicy,
-    ServerConfig, StatusRange, Timeouts, Upstream, Weight,
+    Balance, BreakerPolicy, DnsEntry, Endpoint, HashKey, HealthCheck, Keepalive, Lookup,
+    RetryPolicy, ServerConfig, StatusRange, Timeouts, UNIX_PREFIX, Upstream, Weight,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -76,7 +76,7 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         );
     }
     let mut by_text: HashMap<String, usize> = HashMap::new();
-    let mut by_socket: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut by_socket: HashMap<Endpoint, usize> = HashMap::new();
     for (i, s) in file_servers.iter().enumerate() {
         let sp = |k: &'static str| at(&[Seg::Key("servers"), Seg::Index(i), Seg::Key(k)]);
         let weight = match Weight::try_new(s.weight.unwrap_or(1)) {
@@ -118,6 +118,10 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
                 }
                 (srv, Lookup::Srv(srv.trim_end_matches('.').to_string()))
             }
+            (Some(addr), None) if addr.starts_with(UNIX_PREFIX) && s.resolve.is_some() => {
+                c.err(&sp("resolve"), "a Unix socket is not looked up in DNS");
+                continue;
+            }
             (Some(addr), None) if s.resolve.is_some() => match split_host_port(addr) {
                 Ok((host, port)) => (addr, Lookup::Host { host, port }),
                 Err(e) => {
@@ -126,12 +130,30 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
                 }
             },
             (Some(addr), None) => {
-                let socket = match (c.resolve)(addr) {
-                    Ok(a) => a,
-                    Err(e) => {
+                let socket = match Endpoint::parse_unix(addr) {
+                    Some(Ok(unix)) => {
+                        if let Endpoint::Unix(u) = &unix
+                            && !u.path().exists()
+                        {
+                            // The app may start after the proxy (SPEC §13).
+                            c.warn(
+                                &sp("addr"),
+                                format!("`{addr}` does not exist (yet): requests fail until the app creates it"),
+                            );
+                        }
+                        unix
+                    }
+                    Some(Err(e)) => {
                         c.err(&sp("addr"), e);
                         continue;
                     }
+                    None => match (c.resolve)(addr) {
+                        Ok(a) => Endpoint::Inet(a),
+                        Err(e) => {
+                            c.err(&sp("addr"), e);
+                            continue;
+                        }
+                    },
                 };
                 if let Some(first) = by_text.insert(addr.to_string(), i) {
                     c.err(
@@ -140,7 +162,7 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
                     );
                     continue;
                 }
-                if let Some(first) = by_socket.insert(socket, i) {
+                if let Some(first) = by_socket.insert(socket.clone(), i) {
                     c.err(
                         &sp("addr"),
                         format!("`{addr}` resolves to {socket}, the same as servers[{first}]"),
@@ -312,6 +334,8 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         .as_ref()
         .and_then(|t| super::tls::upstream_tls(c, t, &at(&[Seg::Key("tls")])));
 
+    let (protocol, send_proxy_protocol, buffering) = super::transport::pool_transport(c, up, &base);
+
     if c.issues.len() > errors_before {
         return None;
     }
@@ -326,6 +350,9 @@ pub(super) fn upstream(c: &mut Checker<'_>, name: &str, up: &FileUpstream) -> Op
         health_check,
         tls,
         dns,
+        protocol,
+        send_proxy_protocol,
+        buffering,
     })
 }
 

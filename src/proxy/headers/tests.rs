@@ -38,6 +38,7 @@ fn client_addresses_are_written_as_display_writes_them() {
     prepare_upstream_request(
         &mut r,
         Some("192.0.2.10".parse().unwrap()),
+        true,
         &HeaderValue::from_static("id"),
         false,
     )
@@ -104,7 +105,7 @@ fn websocket_upgrade_is_kept() {
     ]);
     assert!(upgrade_protocols(&r).is_some());
     let id = HeaderValue::from_static("rid");
-    prepare_upstream_request(&mut r, None, &id, false).unwrap();
+    prepare_upstream_request(&mut r, None, true, &id, false).unwrap();
     assert_eq!(get(&r, "upgrade"), vec!["websocket"]);
     assert_eq!(get(&r, "connection"), vec!["Upgrade"]);
     assert_eq!(get(&r, "sec-websocket-key"), vec!["k"]);
@@ -114,7 +115,8 @@ fn websocket_upgrade_is_kept() {
 fn any_upgrade_but_h2c_is_kept() {
     let upgrade = |v: &str| {
         let mut r = req(&[("Upgrade", v), ("Connection", "Upgrade")]);
-        prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid"), false).unwrap();
+        prepare_upstream_request(&mut r, None, true, &HeaderValue::from_static("rid"), false)
+            .unwrap();
         (
             get(&r, "upgrade").join("|"),
             get(&r, "connection").join("|"),
@@ -129,7 +131,7 @@ fn any_upgrade_but_h2c_is_kept() {
     // Without `Connection: upgrade` it is not an upgrade request.
     let mut r = req(&[("Upgrade", "custom_protocol")]);
     assert!(upgrade_protocols(&r).is_none());
-    prepare_upstream_request(&mut r, None, &HeaderValue::from_static("rid"), false).unwrap();
+    prepare_upstream_request(&mut r, None, true, &HeaderValue::from_static("rid"), false).unwrap();
     assert!(get(&r, "upgrade").is_empty());
 }
 
