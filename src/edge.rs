@@ -29,6 +29,8 @@ pub enum Serve {
 pub struct ListenerState {
     pub addr: SocketAddr,
     pub serve: Serve,
+    /// Connections start with a PROXY protocol header (SPEC §13).
+    pub proxy_protocol: bool,
 }
 
 pub struct TlsServe {
@@ -96,6 +98,7 @@ pub fn build(
             Ok(ListenerState {
                 addr: l.addr,
                 serve,
+                proxy_protocol: l.proxy_protocol,
             })
         })
         .collect()
@@ -153,6 +156,7 @@ mod tests {
         let l = |addr: &str| ListenerState {
             addr: addr.parse().unwrap(),
             serve: Serve::Plain,
+            proxy_protocol: false,
         };
         let all = [l("127.0.0.1:8080"), l("0.0.0.0:8443"), l("[::]:9000")];
         let at = |a: &str| find(&all, a.parse().unwrap()).map(|l| l.addr.to_string());

@@ -19,6 +19,7 @@ mod lifecycle;
 mod log_summary;
 mod metrics;
 pub mod policy;
+pub mod proxy_protocol;
 mod proxy;
 mod reload;
 pub mod router;

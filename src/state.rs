@@ -124,6 +124,9 @@ pub fn refresh(current: &RuntimeState) -> Result<RuntimeState, Vec<String>> {
     Ok(state)
 }
 
+/// Concurrent streams per HTTP/2 upstream connection.
+const H2_STREAMS: usize = 100;
+
 /// One pool of the live state: its servers with their live state (`upstream::Pool`, pure), and
 /// how they are reached (`upstreams.NAME.tls`). Requests and health checks both get their
 /// peers here, so a probe speaks the pool's transport.
@@ -143,13 +146,30 @@ impl std::ops::Deref for LivePool {
 
 impl LivePool {
     /// A peer for `server`, one of this pool's: TLS with the pool's SNI, CA and client
-    /// certificate when it has `tls:`, plain HTTP otherwise. Timeouts are the caller's.
+    /// certificate when it has `tls:`, plain otherwise; HTTP/2 only for `h2c` / `h2` pools
+    /// (SPEC §13). On a `send_proxy_protocol` pool its connections start with a header naming
+    /// no client (a health check's); the request path replaces it with its client's.
+    /// Timeouts are the caller's.
     pub fn peer(&self, server: &Server) -> HttpPeer {
-        let server = &server.config;
-        match &self.tls {
-            Some(tls) => tls.secure(server.socket.peer(true, String::new()), &server.addr),
-            None => server.socket.peer(false, String::new()),
+        let config = &server.config;
+        let mut peer = match &self.tls {
+            Some(tls) => tls.secure(config.socket.peer(true, String::new()), &config.addr),
+            None => config.socket.peer(false, String::new()),
+        };
+        if self.config.protocol.is_h2() {
+            peer.options.alpn = pingora::protocols::ALPN::H2;
+            // Streams of one connection shared by concurrent requests (gRPC's model); the
+            // server's own SETTINGS may lower it.
+            peer.options.max_h2_streams = H2_STREAMS;
         }
+        if let Some(version) = self.config.send_proxy_protocol {
+            peer.options.custom_l4 = Some(Arc::new(crate::proxy_protocol::SendHeader {
+                header: crate::proxy_protocol::local(version),
+            }));
+            // Never pooled with the connections of clients.
+            peer.group_key = u64::MAX;
+        }
+        peer
     }
 
     /// The `Host` a request of switchyard's own (a health check) sends to `server`: the
@@ -258,7 +278,9 @@ impl RuntimeState {
             access_log,
             no_route: previous.map_or_else(Default::default, |p| Arc::clone(&p.no_route)),
             static_files: previous.map_or_else(Default::default, |p| Arc::clone(&p.static_files)),
-            plain_only: listeners.iter().all(|l| matches!(l.serve, Serve::Plain)),
+            plain_only: listeners
+                .iter()
+                .all(|l| matches!(l.serve, Serve::Plain) && !l.proxy_protocol),
             listeners,
             edge: previous.map_or_else(Default::default, |p| Arc::clone(&p.edge)),
             tally: previous.map_or_else(Default::default, |p| Arc::clone(&p.tally)),

@@ -62,11 +62,7 @@ impl Protocol {
 }
 
 /// The PROXY protocol version a pool sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyVersion {
-    V1,
-    V2,
-}
+pub use crate::proxy_protocol::Version as ProxyVersion;
 
 /// `buffering`: bytes held in memory per request (0: stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -168,20 +168,24 @@ impl<A> FrontDoor<A> {
         }
     }
 
-    fn mode(&self, state: &RuntimeState, stream: &Stream) -> Mode {
+    /// What to do with a connection, and whether it starts with a PROXY header.
+    fn mode(&self, state: &RuntimeState, stream: &Stream) -> (Mode, bool) {
         if self.redirect.is_none() || state.plain_only {
-            return Mode::Plain;
+            return (Mode::Plain, false);
         }
         let local = stream
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
         match local.and_then(|a| edge::find(&state.listeners, a)) {
-            Some(l) => match &l.serve {
-                Serve::Plain => Mode::Plain,
-                Serve::Tls(t) => Mode::Tls(t.acceptor.clone()),
-                Serve::RedirectHttps { .. } => Mode::Redirect,
-            },
-            None => Mode::Plain,
+            Some(l) => (
+                match &l.serve {
+                    Serve::Plain => Mode::Plain,
+                    Serve::Tls(t) => Mode::Tls(t.acceptor.clone()),
+                    Serve::RedirectHttps { .. } => Mode::Redirect,
+                },
+                l.proxy_protocol,
+            ),
+            None => (Mode::Plain, false),
         }
     }
 }
@@ -196,13 +200,17 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let (limits, mode, edge_stats, tally) = {
+        let (limits, (mode, proxy_header), edge_stats, tally, real_ip) = {
             let state = self.store.load();
+            let (mode, proxy_header) = self.mode(&state, &stream);
             (
                 state.config.limits,
-                self.mode(&state, &stream),
+                (mode, proxy_header),
                 Arc::clone(&state.edge),
                 Arc::clone(&state.tally),
+                proxy_header
+                    .then(|| state.config.real_ip.clone())
+                    .flatten(),
             )
         };
         let max = match self.limit {
@@ -221,6 +229,21 @@ where
         // a shutdown (or an upgrade's hand-over) then waits for it instead of exiting under it.
         let first_request = tally.start();
         let mut stop = shutdown.clone();
+        let stream = if proxy_header {
+            // Boxed: its buffer is freed once the header is read.
+            let accepted =
+                Box::pin(super::proxy_header::accept(stream, &limits, real_ip.as_ref(), &place.slot))
+                    .await;
+            match accepted {
+                Some(s) => s,
+                None => {
+                    tally.failures.count(Failure::Refused);
+                    return None;
+                }
+            }
+        } else {
+            stream
+        };
         let redirect = matches!(mode, Mode::Redirect);
         let (stream, tls) = match mode {
             Mode::Tls(acceptor) => {

@@ -21,6 +21,7 @@ pub mod guarded;
 pub mod head;
 pub mod headers;
 pub mod redirect;
+mod proxy_header;
 mod request;
 pub mod respond;
 pub mod retry;
@@ -44,6 +45,34 @@ use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
 use request::{cookie, facts, local_addr, status_for};
 use std::time::{Duration, Instant, SystemTime};
+
+/// Connections of a `send_proxy_protocol` pool start with a header naming `client` and the
+/// listener it came in on (SPEC §13), and are pooled only for requests of the same client
+/// connection (its peer and local address name it while it is open).
+fn send_client_header(
+    peer: &mut HttpPeer,
+    version: crate::config::ProxyVersion,
+    session: &Session,
+    client: Option<std::net::SocketAddr>,
+) {
+    use std::hash::{Hash, Hasher};
+    let local = local_addr(session);
+    let header = match (client, local) {
+        (Some(c), Some(l)) => crate::proxy_protocol::encode(version, c, l),
+        _ => crate::proxy_protocol::local(version),
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session
+        .client_addr()
+        .map(ToString::to_string)
+        .hash(&mut h);
+    local.hash(&mut h);
+    // u64::MAX is the health checks' group.
+    peer.group_key = h.finish().min(u64::MAX - 1);
+    peer.options.custom_l4 = Some(std::sync::Arc::new(crate::proxy_protocol::SendHeader {
+        header,
+    }));
+}
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
 pub struct Switchyard {
@@ -192,6 +221,9 @@ impl ProxyHttp for Switchyard {
             cfg.keepalive.timeout
         });
         peer.options.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
+        if let Some(version) = cfg.send_proxy_protocol {
+            send_client_header(&mut peer, version, session, ctx.client);
+        }
         Ok(Box::new(peer))
     }
 
