@@ -48,7 +48,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 source: v2_source(&h),
             },
             Err(e) if e.is_incomplete() => {
-                if buf.len() >= 16 && 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]])) > MAX_HEADER {
+                if buf.len() >= 16
+                    && 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]])) > MAX_HEADER
+                {
                     Parsed::Invalid
                 } else {
                     Parsed::Incomplete
@@ -61,14 +63,12 @@ pub fn parse(buf: &[u8]) -> Parsed {
         Ok(h) if h.header.ends_with("\r\n") => Parsed::Header {
             len: h.header.len(),
             source: match h.addresses {
-                ppp::v1::Addresses::Tcp4(a) => Some(SocketAddr::new(
-                    IpAddr::V4(a.source_address),
-                    a.source_port,
-                )),
-                ppp::v1::Addresses::Tcp6(a) => Some(SocketAddr::new(
-                    IpAddr::V6(a.source_address),
-                    a.source_port,
-                )),
+                ppp::v1::Addresses::Tcp4(a) => {
+                    Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port))
+                }
+                ppp::v1::Addresses::Tcp6(a) => {
+                    Some(SocketAddr::new(IpAddr::V6(a.source_address), a.source_port))
+                }
                 ppp::v1::Addresses::Unknown => None,
             },
         },
@@ -83,14 +83,12 @@ fn v2_source(h: &ppp::v2::Header<'_>) -> Option<SocketAddr> {
         return None;
     }
     match h.addresses {
-        ppp::v2::Addresses::IPv4(a) => Some(SocketAddr::new(
-            IpAddr::V4(a.source_address),
-            a.source_port,
-        )),
-        ppp::v2::Addresses::IPv6(a) => Some(SocketAddr::new(
-            IpAddr::V6(a.source_address),
-            a.source_port,
-        )),
+        ppp::v2::Addresses::IPv4(a) => {
+            Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port))
+        }
+        ppp::v2::Addresses::IPv6(a) => {
+            Some(SocketAddr::new(IpAddr::V6(a.source_address), a.source_port))
+        }
         ppp::v2::Addresses::Unspecified | ppp::v2::Addresses::Unix(_) => None,
     }
 }
@@ -168,7 +166,9 @@ mod tests {
             }
         );
         let h = b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n";
-        assert!(matches!(parse(h), Parsed::Header { source: Some(s), .. } if s == addr("[2001:db8::7]:51000")));
+        assert!(
+            matches!(parse(h), Parsed::Header { source: Some(s), .. } if s == addr("[2001:db8::7]:51000"))
+        );
         assert_eq!(
             parse(b"PROXY UNKNOWN\r\n"),
             Parsed::Header {
@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(parse(b"PRO"), Parsed::Incomplete);
         assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::Invalid);
         assert_eq!(parse(b"\x16\x03\x01"), Parsed::Invalid);
-        assert_eq!(parse(b"PROXY TCP4 300.1.1.1 1.1.1.1 1 2\r\n"), Parsed::Invalid);
+        assert_eq!(
+            parse(b"PROXY TCP4 300.1.1.1 1.1.1.1 1 2\r\n"),
+            Parsed::Invalid
+        );
         assert_eq!(parse(&[b'P'; 200]), Parsed::Invalid);
     }
 
@@ -189,7 +192,13 @@ mod tests {
         let src = addr("198.51.100.4:40000");
         let dst = addr("192.0.2.1:8443");
         let mut h = encode(Version::V2, src, dst);
-        assert_eq!(parse(&h), Parsed::Header { len: h.len(), source: Some(src) });
+        assert_eq!(
+            parse(&h),
+            Parsed::Header {
+                len: h.len(),
+                source: Some(src)
+            }
+        );
         // Every prefix is incomplete, never invalid.
         for n in 0..h.len() {
             assert_eq!(parse(&h[..n]), Parsed::Incomplete, "{n}");
@@ -207,9 +216,21 @@ mod tests {
         let len = with_tlv.len();
         let mut bytes = with_tlv;
         bytes.extend_from_slice(b"GET / HTTP/1.1\r\n");
-        assert_eq!(parse(&bytes), Parsed::Header { len, source: Some(src) });
+        assert_eq!(
+            parse(&bytes),
+            Parsed::Header {
+                len,
+                source: Some(src)
+            }
+        );
         let local = local(Version::V2);
-        assert_eq!(parse(&local), Parsed::Header { len: local.len(), source: None });
+        assert_eq!(
+            parse(&local),
+            Parsed::Header {
+                len: local.len(),
+                source: None
+            }
+        );
         // A declared length beyond the limit is refused before it is read.
         h[14] = 0xff;
         h[15] = 0xff;
@@ -261,7 +282,9 @@ impl pingora::connectors::L4Connect for SendHeader {
                 let path = u.as_pathname().ok_or_else(|| {
                     Error::explain(ErrorType::ConnectRefused, "an unnamed Unix socket")
                 })?;
-                let mut s = tokio::net::UnixStream::connect(path).await.map_err(failed)?;
+                let mut s = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(failed)?;
                 s.write_all(&self.header).await.map_err(failed)?;
                 Ok(s.into())
             }

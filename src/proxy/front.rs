@@ -208,9 +208,7 @@ where
                 (mode, proxy_header),
                 Arc::clone(&state.edge),
                 Arc::clone(&state.tally),
-                proxy_header
-                    .then(|| state.config.real_ip.clone())
-                    .flatten(),
+                proxy_header.then(|| state.config.real_ip.clone()).flatten(),
             )
         };
         let max = match self.limit {
@@ -231,9 +229,13 @@ where
         let mut stop = shutdown.clone();
         let stream = if proxy_header {
             // Boxed: its buffer is freed once the header is read.
-            let accepted =
-                Box::pin(super::proxy_header::accept(stream, &limits, real_ip.as_ref(), &place.slot))
-                    .await;
+            let accepted = Box::pin(super::proxy_header::accept(
+                stream,
+                &limits,
+                real_ip.as_ref(),
+                &place.slot,
+            ))
+            .await;
             match accepted {
                 Some(s) => s,
                 None => {

@@ -20,8 +20,8 @@ pub mod front;
 pub mod guarded;
 pub mod head;
 pub mod headers;
-pub mod redirect;
 mod proxy_header;
+pub mod redirect;
 mod request;
 pub mod respond;
 pub mod retry;
@@ -62,10 +62,7 @@ fn send_client_header(
         _ => crate::proxy_protocol::local(version),
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    session
-        .client_addr()
-        .map(ToString::to_string)
-        .hash(&mut h);
+    session.client_addr().map(ToString::to_string).hash(&mut h);
     local.hash(&mut h);
     // u64::MAX is the health checks' group.
     peer.group_key = h.finish().min(u64::MAX - 1);

@@ -55,7 +55,9 @@ pub(super) async fn accept(
         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
     // `real_ip.header: proxy_protocol` believes the header only from its trusted peers.
     let believed = match real_ip {
-        Some(r) if r.source == RealIpSource::ProxyProtocol => peer.is_some_and(|p| r.trusts(p.ip())),
+        Some(r) if r.source == RealIpSource::ProxyProtocol => {
+            peer.is_some_and(|p| r.trusts(p.ip()))
+        }
         _ => true,
     };
     if let Some(source) = source.filter(|_| believed) {

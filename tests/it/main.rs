@@ -26,5 +26,6 @@ mod schema;
 mod static_files;
 mod status_page;
 mod tls;
+mod transports;
 mod upgrade;
 mod variables;

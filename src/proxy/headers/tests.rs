@@ -64,7 +64,7 @@ fn hop_by_hop_removed_before_forwarded_headers_are_set() {
         ("Content-Length", "0"),
     ]);
     let id = HeaderValue::from_static("rid");
-    prepare_upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), &id, false).unwrap();
+    prepare_upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), true, &id, false).unwrap();
     for gone in [
         "connection",
         "x-secret",
@@ -92,7 +92,7 @@ fn forwarded_for_is_appended() {
         ("X-Forwarded-For", "2.2.2.2"),
     ]);
     let id = HeaderValue::from_static("rid");
-    prepare_upstream_request(&mut r, Some("::1".parse().unwrap()), &id, true).unwrap();
+    prepare_upstream_request(&mut r, Some("::1".parse().unwrap()), true, &id, true).unwrap();
     assert_eq!(get(&r, "x-forwarded-for"), vec!["1.1.1.1, 2.2.2.2, ::1"]);
 }
 

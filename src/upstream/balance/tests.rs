@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{ServerConfig, Weight};
+use crate::config::{Endpoint, ServerConfig, Weight};
 use crate::upstream::server::ServerStats;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -12,7 +12,7 @@ fn pool(weights: &[u32]) -> Vec<Server> {
         .map(|(i, w)| Server {
             config: ServerConfig {
                 addr: format!("10.0.0.{}:80", i + 1),
-                socket: format!("10.0.0.{}:80", i + 1).parse().unwrap(),
+                socket: Endpoint::Inet(format!("10.0.0.{}:80", i + 1).parse().unwrap()),
                 weight: Weight::try_new(*w).unwrap(),
                 max_conns: None,
                 backup: false,
@@ -232,7 +232,7 @@ fn hashed(b: &Balancer, servers: &[Server], key: &str, ok: &dyn Fn(usize) -> boo
         hash_key: Some(key.as_bytes()),
     };
     let (i, _) = b.pick(servers, input, &Tried::default(), ok).unwrap();
-    servers[i].config.socket
+    servers[i].config.socket.ring_addr()
 }
 
 #[test]
@@ -251,7 +251,10 @@ fn consistent_hash_moves_only_the_removed_servers_keys() {
     assert_eq!(again, before[7]);
     // Each server gets a fair share.
     for s in &servers {
-        let n = before.iter().filter(|a| **a == s.config.socket).count();
+        let n = before
+            .iter()
+            .filter(|a| **a == s.config.socket.ring_addr())
+            .count();
         assert!(
             (250..=550).contains(&n),
             "{} got {n} of 2000",
@@ -259,10 +262,10 @@ fn consistent_hash_moves_only_the_removed_servers_keys() {
         );
     }
     // Remove server 2 (a new pool without it, as a reload builds).
-    let removed = servers[2].config.socket;
+    let removed = servers[2].config.socket.ring_addr();
     let fewer: Vec<Server> = servers
         .iter()
-        .filter(|s| s.config.socket != removed)
+        .filter(|s| s.config.socket.ring_addr() != removed)
         .cloned()
         .collect();
     let b2 = Balancer::new(&Balance::Hash(HashKey::ClientIp), &fewer);

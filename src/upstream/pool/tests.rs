@@ -164,7 +164,7 @@ fn outcomes_are_counted_per_server_and_class() {
         p.record(&mut a, o, t);
     }
     let s = &p.servers[0].stats;
-    assert_eq!(s.outcomes(), [1, 0, 1, 0, 1, 0]);
+    assert_eq!(s.outcomes(), [1, 0, 1, 0, 1, 0, 0]);
     assert_eq!((s.requests(), s.failures()), (3, 2));
 }
 

@@ -221,7 +221,7 @@ impl Drop for Mock {
 }
 
 /// Read one request (head and body) from a buffered reader; `None` at a clean end of stream.
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
+pub fn read_request(r: &mut impl BufRead) -> Option<Seen> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -513,6 +513,45 @@ pub fn request(
             String::from_utf8_lossy(&raw)
         )
     })
+}
+
+/// One request on a kept-alive connection; reads its answer (which must have a
+/// `Content-Length`) and leaves the connection open.
+pub fn request_on(
+    s: &mut TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test.local\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&bytes).expect("send");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n")
+            && let Some(r) = parse_response(&out)
+        {
+            let len = r
+                .header("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("a Content-Length");
+            if out.len() >= end + 4 + len {
+                return r;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => panic!("connection ended: {:?}", String::from_utf8_lossy(&out)),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Response {
