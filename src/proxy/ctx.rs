@@ -48,6 +48,9 @@ pub struct Ctx {
     /// The received `X-Forwarded-For` chain is kept and extended (no `real_ip`, or a trusted
     /// peer); otherwise it is started afresh.
     pub(super) keep_forwarded: bool,
+    /// A gRPC answer whose `grpc-status` is still to come in its trailers: the attempt is
+    /// judged then (SPEC §13).
+    pub(super) grpc_pending: bool,
 }
 
 impl Drop for Ctx {
@@ -156,6 +159,7 @@ impl Ctx {
             served_static: false,
             client: None,
             keep_forwarded: true,
+            grpc_pending: false,
         }
     }
 

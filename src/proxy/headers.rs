@@ -187,6 +187,11 @@ pub fn origin_form(req: &mut RequestHeader) -> pingora::Result<()> {
     Ok(())
 }
 
+/// Whether the client said it accepts trailers (`TE: trailers`, as every gRPC client does).
+pub fn accepts_trailers(req: &RequestHeader) -> bool {
+    connection_tokens(req.headers.get_all(header::TE)).any(|t| t.eq_ignore_ascii_case(b"trailers"))
+}
+
 /// Whether the client asked to close the connection (a `close` token in any `Connection`).
 pub fn wants_close(req: &RequestHeader) -> bool {
     connection_tokens(req.headers.get_all(header::CONNECTION))

@@ -17,6 +17,7 @@ pub mod conns;
 mod ctx;
 mod files;
 pub mod front;
+mod grpc;
 pub mod guarded;
 pub mod head;
 pub mod headers;
@@ -45,31 +46,6 @@ use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
 use request::{cookie, facts, local_addr, status_for};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Connections of a `send_proxy_protocol` pool start with a header naming `client` and the
-/// listener it came in on (SPEC §13), and are pooled only for requests of the same client
-/// connection (its peer and local address name it while it is open).
-fn send_client_header(
-    peer: &mut HttpPeer,
-    version: crate::config::ProxyVersion,
-    session: &Session,
-    client: Option<std::net::SocketAddr>,
-) {
-    use std::hash::{Hash, Hasher};
-    let local = local_addr(session);
-    let header = match (client, local) {
-        (Some(c), Some(l)) => crate::proxy_protocol::encode(version, c, l),
-        _ => crate::proxy_protocol::local(version),
-    };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    session.client_addr().map(ToString::to_string).hash(&mut h);
-    local.hash(&mut h);
-    // u64::MAX is the health checks' group.
-    peer.group_key = h.finish().min(u64::MAX - 1);
-    peer.options.custom_l4 = Some(std::sync::Arc::new(crate::proxy_protocol::SendHeader {
-        header,
-    }));
-}
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
 pub struct Switchyard {
@@ -219,7 +195,7 @@ impl ProxyHttp for Switchyard {
         });
         peer.options.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
         if let Some(version) = cfg.send_proxy_protocol {
-            send_client_header(&mut peer, version, session, ctx.client);
+            proxy_header::send_client_header(&mut peer, version, session, ctx.client);
         }
         Ok(Box::new(peer))
     }
@@ -285,8 +261,12 @@ impl ProxyHttp for Switchyard {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let client = ctx.client_ip();
+        let h2 = ctx.pool().is_some_and(|p| p.config.protocol.is_h2());
         let id = ctx.request_id.get_or_insert_with(headers::new_request_id);
-        upstream_request.set_version(http::Version::HTTP_11);
+        if !h2 {
+            // pingora made it HTTP/2 for an h2c / h2 pool, and must find it so.
+            upstream_request.set_version(http::Version::HTTP_11);
+        }
         headers::origin_form(upstream_request)?;
         headers::prepare_upstream_request(
             upstream_request,
@@ -295,6 +275,10 @@ impl ProxyHttp for Switchyard {
             id,
             ctx.tls.is_some(),
         )?;
+        if h2 && headers::accepts_trailers(session.req_header()) {
+            // gRPC's `TE: trailers` is the one TE HTTP/2 allows (RFC 9113 §8.2.2).
+            upstream_request.insert_header(http::header::TE, "trailers")?;
+        }
         if let Some(route) = ctx.route().filter(|r| !r.plain) {
             let facts = facts(session, ctx, None);
             let target = std::str::from_utf8(upstream_request.raw_path())
@@ -356,9 +340,19 @@ impl ProxyHttp for Switchyard {
             return Err(e);
         }
         let status = upstream_response.status.as_u16();
-        let outcome = retry::status_outcome(status);
+        let mut outcome = retry::status_outcome(status);
+        if let Some(pool) = ctx.pool().filter(|p| grpc::watched(&p.config)) {
+            match grpc::judge_head(&pool.config, upstream_response) {
+                grpc::Head::Judged(o) => outcome = o,
+                // Judged by its trailers (or as a success when the answer ends without).
+                grpc::Head::InTrailers => ctx.grpc_pending = true,
+                grpc::Head::NotGrpc => {}
+            }
+        }
         if outcome == Outcome::Success {
-            ctx.attempt_succeeded();
+            if !ctx.grpc_pending {
+                ctx.attempt_succeeded();
+            }
         } else if ctx.attempt_failed(session, Failure::sent(outcome)) {
             if let Some(a) = ctx.attempts.as_mut() {
                 a.decide_now(true);
@@ -476,7 +470,32 @@ impl ProxyHttp for Switchyard {
         true
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    fn upstream_response_trailer_filter(
+        &self,
+        session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if std::mem::take(&mut ctx.grpc_pending) {
+            let outcome = match (ctx.pool(), grpc::status(trailers)) {
+                (Some(pool), Some(code)) => grpc::outcome(&pool.config, code),
+                _ => Outcome::Success,
+            };
+            if outcome == Outcome::Success {
+                ctx.attempt_succeeded();
+            } else {
+                // The answer has begun: counted against the server, never retried.
+                ctx.attempt_failed(session, Failure::sent(outcome));
+            }
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if std::mem::take(&mut ctx.grpc_pending) && e.is_none() {
+            // A gRPC answer that ended without trailers.
+            ctx.attempt_succeeded();
+        }
         // The request is over: release the server before anything else.
         ctx.end_attempt();
         let status = if ctx.closed_unanswered {

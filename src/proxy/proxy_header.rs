@@ -76,3 +76,28 @@ fn set_peer(l4: &mut L4Stream, client: SocketAddr) {
     }
     l4.set_socket_digest(digest);
 }
+
+/// Connections of a `send_proxy_protocol` pool start with a header naming `client` and the
+/// listener it came in on (SPEC §13), and are pooled only for requests of the same client
+/// connection (its peer and local address name it while it is open).
+pub(super) fn send_client_header(
+    peer: &mut pingora::upstreams::peer::HttpPeer,
+    version: crate::config::ProxyVersion,
+    session: &pingora::proxy::Session,
+    client: Option<std::net::SocketAddr>,
+) {
+    use std::hash::{Hash, Hasher};
+    let local = super::request::local_addr(session);
+    let header = match (client, local) {
+        (Some(c), Some(l)) => crate::proxy_protocol::encode(version, c, l),
+        _ => crate::proxy_protocol::local(version),
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session.client_addr().map(ToString::to_string).hash(&mut h);
+    local.hash(&mut h);
+    // u64::MAX is the health checks' group.
+    peer.group_key = h.finish().min(u64::MAX - 1);
+    peer.options.custom_l4 = Some(std::sync::Arc::new(crate::proxy_protocol::SendHeader {
+        header,
+    }));
+}

@@ -96,7 +96,9 @@ pub fn decide(policy: &RetryPolicy, a: &Attempted) -> Verdict {
         return Verdict::DeadlinePassed;
     }
     if a.request_sent {
-        if !a.idempotent && !policy.non_idempotent {
+        // Every gRPC call is a POST: listing `grpc_N` (UNAVAILABLE, say) is the consent to
+        // retry it, as gRPC's own retry policy's `retryableStatusCodes` is.
+        if !a.idempotent && !policy.non_idempotent && !matches!(a.outcome, Outcome::Grpc(_)) {
             return Verdict::NotIdempotent;
         }
         if !a.body_replayable {

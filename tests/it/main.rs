@@ -14,6 +14,7 @@ mod conformance;
 mod deploy;
 mod discovery;
 mod failures_and_shutdown;
+mod grpc;
 mod hostile;
 mod import_nginx;
 mod limits;
