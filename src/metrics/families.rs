@@ -43,10 +43,12 @@ pub(super) enum Family {
     DnsResolutions,
     /// `switchyard_upstream_servers`
     UpstreamServers,
+    /// `switchyard_upstream_buffered_total`
+    Buffered,
 }
 
 /// (name, help, type, labels) of every series family, in [`Family`] order.
-pub(super) const FAMILIES: [(Family, &str, &str, MetricType, &[&str]); 19] = [
+pub(super) const FAMILIES: [(Family, &str, &str, MetricType, &[&str]); 20] = [
     (
         Family::Requests,
         "switchyard_requests_total",
@@ -179,5 +181,12 @@ pub(super) const FAMILIES: [(Family, &str, &str, MetricType, &[&str]); 19] = [
         "Servers in the pool now (configured and found in DNS)",
         MetricType::GAUGE,
         &["upstream"],
+    ),
+    (
+        Family::Buffered,
+        "switchyard_upstream_buffered_total",
+        "Request bodies and answers held in memory by `buffering`: whole, or outgrown and streamed",
+        MetricType::COUNTER,
+        &["upstream", "direction", "result"],
     ),
 ];

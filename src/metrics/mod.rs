@@ -23,7 +23,7 @@ mod families;
 use families::{FAMILIES, Family};
 
 /// The series of each family gathered during one scrape.
-struct Series([Vec<Metric>; 19]);
+struct Series([Vec<Metric>; FAMILIES.len()]);
 
 impl Series {
     fn push(&mut self, family: Family, m: Metric) {
@@ -220,6 +220,27 @@ impl Collector for StateCollector {
                 Family::NoServer,
                 counter(&[("upstream", name)], pool.stats.no_server()),
             );
+            if pool.config.buffering != Default::default() {
+                let st = &pool.stats;
+                for (i, direction) in ["request", "response"].into_iter().enumerate() {
+                    for (result, n) in [
+                        ("whole", &st.buffered_whole[i]),
+                        ("streamed", &st.buffered_overflowed[i]),
+                    ] {
+                        out.push(
+                            Family::Buffered,
+                            counter(
+                                &[
+                                    ("upstream", name),
+                                    ("direction", direction),
+                                    ("result", result),
+                                ],
+                                n.load(std::sync::atomic::Ordering::Relaxed),
+                            ),
+                        );
+                    }
+                }
+            }
             for s in &pool.servers {
                 let addr = s.config.addr.as_str();
                 let st = &s.stats;

@@ -51,6 +51,8 @@ pub struct Ctx {
     /// A gRPC answer whose `grpc-status` is still to come in its trailers: the attempt is
     /// judged then (SPEC §13).
     pub(super) grpc_pending: bool,
+    /// The answer's body held by `buffering.response`.
+    pub(super) held: Option<super::buffering::Held>,
 }
 
 impl Drop for Ctx {
@@ -160,6 +162,7 @@ impl Ctx {
             client: None,
             keep_forwarded: true,
             grpc_pending: false,
+            held: None,
         }
     }
 

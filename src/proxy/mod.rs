@@ -12,6 +12,7 @@
 //! `upstream_response_filter`, before any byte of it reaches the client.
 
 mod attempts;
+mod buffering;
 pub mod chunk;
 pub mod conns;
 mod ctx;
@@ -139,6 +140,11 @@ impl ProxyHttp for Switchyard {
                 ctx.send_error(session, 413, false, None).await?;
                 return Ok(true);
             }
+        }
+        let ahead = ctx.state.pools[pool].config.buffering.request;
+        if ahead > 0 && !session.as_mut().is_body_empty() {
+            let whole = buffering::read_ahead(session, ahead).await?;
+            ctx.state.pools[pool].stats.count_buffered(0, whole);
         }
         Ok(false)
     }
@@ -396,6 +402,12 @@ impl ProxyHttp for Switchyard {
             upstream_response.set_version(http::Version::HTTP_11);
         }
         ctx.decorate(session, upstream_response)?;
+        if let Some(limit) = ctx.pool().map(|p| p.config.buffering.response)
+            && limit > 0
+            && buffering::wanted(session, upstream_response)
+        {
+            ctx.held = Some(buffering::Held::new(limit));
+        }
         if ctx.route().is_some_and(|r| r.policy.compress)
             && !upstream_response.status.is_informational()
         {
@@ -420,6 +432,16 @@ impl ProxyHttp for Switchyard {
             && let Some(out) = c.response_body_filter(body.as_ref(), end_of_stream)
         {
             *body = Some(out);
+        }
+        if let Some(held) = ctx.held.as_mut() {
+            let whole = match held.filter(body, end_of_stream) {
+                buffering::Kept::Whole => true,
+                buffering::Kept::Overflowed => false,
+                buffering::Kept::Holding | buffering::Kept::Streaming => return Ok(None),
+            };
+            if let Some(pool) = ctx.pool() {
+                pool.stats.count_buffered(1, whole);
+            }
         }
         Ok(None)
     }

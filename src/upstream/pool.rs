@@ -206,6 +206,10 @@ pub struct PoolStats {
     pub retries: RetryReasons,
     retries_over_budget: AtomicU64,
     no_server: AtomicU64,
+    /// `buffering` (SPEC §13): [request, response] bodies held whole, and ones that outgrew
+    /// the buffer and streamed.
+    pub buffered_whole: [AtomicU64; 2],
+    pub buffered_overflowed: [AtomicU64; 2],
 }
 
 impl PoolStats {
@@ -226,6 +230,17 @@ impl PoolStats {
     pub fn count_request(&self, status: u16, elapsed: Duration) {
         self.statuses.add(status);
         self.duration.observe(elapsed);
+    }
+
+    /// A request body (`direction` 0) or an answer (1) held by `buffering`: whole, or
+    /// outgrown and streamed.
+    pub fn count_buffered(&self, direction: usize, whole: bool) {
+        let counts = if whole {
+            &self.buffered_whole
+        } else {
+            &self.buffered_overflowed
+        };
+        counts[direction.min(1)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_no_server(&self) {

@@ -9,6 +9,7 @@ mod support;
 
 mod admin;
 mod balancing;
+mod buffering;
 mod check_cli;
 mod conformance;
 mod deploy;

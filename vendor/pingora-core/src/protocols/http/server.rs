@@ -676,6 +676,16 @@ impl Session {
         }
     }
 
+    /// switchyard: [`Self::enable_retry_buffering`] with a larger buffer (HTTP/1 and HTTP/2).
+    pub fn enable_retry_buffering_with(&mut self, capacity: usize) {
+        match self {
+            Self::H1(s) => s.enable_retry_buffering_with(capacity),
+            Self::H2(s) => s.enable_retry_buffering_with(capacity),
+            Self::Subrequest(s) => s.enable_retry_buffering(),
+            Self::Custom(s) => s.enable_retry_buffering(),
+        }
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         match self {
             Self::H1(s) => s.get_retry_buffer(),

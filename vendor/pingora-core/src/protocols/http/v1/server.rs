@@ -1164,6 +1164,15 @@ impl HttpSession {
         }
     }
 
+    /// switchyard: retry buffering holding up to `capacity` bytes (at least the default), so a
+    /// request body read ahead of the upstream connection is kept whole for the first attempt.
+    /// Takes effect only before any of the body has been buffered.
+    pub fn enable_retry_buffering_with(&mut self, capacity: usize) {
+        if self.retry_buffer.as_ref().is_none_or(|b| b.is_empty() && !b.is_truncated()) {
+            self.retry_buffer = Some(FixedBuffer::new(capacity.max(BODY_BUF_LIMIT)))
+        }
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         self.retry_buffer.as_ref().and_then(|b| {
             if b.is_truncated() {
