@@ -48,9 +48,12 @@ pub(super) fn settled_value(out: &mut Out, d: &Directive) -> bool {
 }
 
 /// Directives valid at http, server or location level. `route`: the location's route.
-pub(super) fn common(out: &mut Out, d: &Directive, route: Option<&mut Route>) {
+pub(super) fn common(out: &mut Out, d: &Directive, mut route: Option<&mut Route>) {
     let a0 = d.args.first().cloned().unwrap_or_default();
     if settled_value(out, d) {
+        return;
+    }
+    if transport::transport_directive(out, d, route.as_deref_mut()) {
         return;
     }
     match d.name.as_str() {

@@ -192,6 +192,13 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
     if settled_value(out, s) {
         return;
     }
+    if s.name == "grpc_pass" {
+        transport::grpc_pass(out, s, r);
+        return;
+    }
+    if transport::transport_directive(out, s, Some(r)) {
+        return;
+    }
     match s.name.as_str() {
         "proxy_pass" => {
             let rest = a0
@@ -204,9 +211,19 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
             if a0.starts_with("https://") {
                 out.note(s, "add `tls:` to the upstream for HTTPS to it", true);
             }
-            let (host, uri) = match rest.find('/') {
-                Some(i) => (&rest[..i], Some(&rest[i..])),
-                None => (rest, None),
+            let (host, uri) = match rest.strip_prefix("unix:") {
+                // `http://unix:/run/app.sock:/uri`: the socket's path ends at a colon.
+                Some(path) => match path.find(':') {
+                    Some(i) => (
+                        &rest[..5 + i],
+                        Some(&path[i + 1..]).filter(|u| !u.is_empty()),
+                    ),
+                    None => (rest, None),
+                },
+                None => match rest.find('/') {
+                    Some(i) => (&rest[..i], Some(&rest[i..])),
+                    None => (rest, None),
+                },
             };
             if host.is_empty() {
                 out.skip(s, "the target has no host");
@@ -268,6 +285,7 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                     .collect();
                 let addr = if host.contains(':') {
+                    // `host:port`, or `unix:/path` as switchyard writes it.
                     host.to_string()
                 } else {
                     format!("{host}:80")
@@ -288,7 +306,12 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
             } else {
                 ":80"
             };
-            r.proxy_host = Some(host.strip_suffix(default_port).unwrap_or(host).to_string());
+            r.proxy_host = Some(if host.starts_with("unix:") {
+                // nginx's `$proxy_host` for a Unix socket.
+                "localhost".to_string()
+            } else {
+                host.strip_suffix(default_port).unwrap_or(host).to_string()
+            });
             match uri {
                 None => {}
                 Some("/") => r.strip_prefix = true,

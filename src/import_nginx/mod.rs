@@ -13,6 +13,7 @@ mod location;
 pub mod parse;
 mod render;
 mod server;
+mod transport;
 mod upstream;
 
 use check::{drop_empty_pools, self_check};
@@ -78,6 +79,13 @@ struct Pool {
     connect: Option<String>,
     read: Option<String>,
     write: Option<String>,
+    /// `h2c` / `h2` for `grpc_pass` targets.
+    protocol: Option<&'static str>,
+    /// `grpcs://`: TLS without verification (nginx's default).
+    tls_unverified: bool,
+    /// `buffering.response` / `buffering.request` (nginx buffers both by default).
+    buffer_response: Option<String>,
+    buffer_request: Option<String>,
 }
 
 /// A location's path form (nginx's modifiers).
@@ -143,6 +151,8 @@ struct Route {
     files: files::Files,
     /// nginx `internal`.
     internal: bool,
+    /// `proxy_buffering` & co. of the location (and its server).
+    buffering: transport::Buffering,
 }
 
 /// What the default-server pass needs of a `server` block.
@@ -164,6 +174,8 @@ struct Listener {
     certs: Vec<(String, String)>,
     redirect_only: bool,
     min_version: Option<String>,
+    /// `listen … proxy_protocol`.
+    proxy_protocol: bool,
 }
 
 #[derive(Default)]
@@ -181,6 +193,10 @@ struct Out {
     /// The `server` block being translated (its locations resolve `error_page` URIs).
     server_block: Vec<Directive>,
     notes: Vec<Note>,
+    /// `set_real_ip_from` & co., wherever they were.
+    real_ip: transport::RealIp,
+    /// `proxy_buffering` & co. at http level.
+    http_buffering: transport::Buffering,
 }
 
 /// An nginx `map $from $name { … }`.
@@ -250,9 +266,6 @@ const NOT_NEEDED: &[&str] = &[
     "charset",
     "server_names_hash_bucket_size",
     "log_format",
-    "proxy_buffering",
-    "proxy_buffers",
-    "proxy_buffer_size",
     "proxy_busy_buffers_size",
     "proxy_redirect",
     "gzip_vary",
@@ -341,6 +354,7 @@ pub fn import(path: &Path) -> Result<Imported, ParseError> {
         }
     }
     drop_empty_pools(&mut out);
+    transport::settle(&mut out);
     if out.pools.is_empty() && !out.routes.iter().any(|r| r.files.serve) {
         return Ok(Imported {
             yaml: String::new(),

@@ -43,6 +43,11 @@ pub(super) fn render(out: &Out) -> String {
         } else {
             String::new()
         };
+        let name = if l.proxy_protocol {
+            format!("{name}\n    proxy_protocol: true")
+        } else {
+            name
+        };
         if l.ssl {
             let _ = writeln!(y, "  - addr: {}{name}", yaml_str(addr));
             y.push_str("    tls:\n      certificates:\n");
@@ -64,7 +69,7 @@ pub(super) fn render(out: &Out) -> String {
                 "  - addr: {}{name}\n    redirect_https: true",
                 yaml_str(addr)
             );
-        } else if scoped {
+        } else if scoped || l.proxy_protocol {
             let _ = writeln!(y, "  - addr: {}{name}", yaml_str(addr));
         } else {
             let _ = writeln!(y, "  - {}", yaml_str(addr));
@@ -77,6 +82,21 @@ pub(super) fn render(out: &Out) -> String {
         let _ = writeln!(y, "access_log: {}", yaml_str(a));
         if a != "off" && a != "stdout" {
             y.push_str("access_log_format: combined\n");
+        }
+    }
+    let real_ip = &out.real_ip;
+    if !real_ip.from.is_empty() {
+        let from: Vec<String> = real_ip.from.iter().map(|f| yaml_str(f)).collect();
+        // nginx's `real_ip_header` defaults to X-Real-IP; switchyard's to X-Forwarded-For.
+        let header = real_ip.header.as_deref().unwrap_or("X-Real-IP");
+        let _ = writeln!(
+            y,
+            "real_ip:\n  from: [{}]\n  header: {}",
+            from.join(", "),
+            yaml_str(header)
+        );
+        if real_ip.recursive == Some(true) && header.eq_ignore_ascii_case("x-forwarded-for") {
+            y.push_str("  recursive: true\n");
         }
     }
     if !out.limits.is_empty() {
@@ -100,6 +120,22 @@ pub(super) fn render(out: &Out) -> String {
         }
         if let Some(k) = &p.hash_key {
             let _ = writeln!(y, "    hash_key: {}", yaml_str(k));
+        }
+        if let Some(protocol) = p.protocol {
+            let _ = writeln!(y, "    protocol: {protocol}");
+        }
+        if p.tls_unverified {
+            y.push_str("    tls: {verify: false}\n");
+        }
+        let buffering: Vec<String> = [
+            ("request", &p.buffer_request),
+            ("response", &p.buffer_response),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .collect();
+        if !buffering.is_empty() {
+            let _ = writeln!(y, "    buffering: {{{}}}", buffering.join(", "));
         }
         y.push_str("    servers:\n");
         for (addr, weight, max_conns, backup) in &p.servers {

@@ -6,7 +6,7 @@ use super::*;
 pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
     let block = d.block.as_deref().unwrap_or(&[]);
     out.server_block = block.to_vec();
-    let mut listens: Vec<(String, bool, bool)> = Vec::new();
+    let mut listens: Vec<(String, bool, bool, bool)> = Vec::new();
     let mut defaults: Vec<String> = Vec::new();
     let mut hosts: Vec<String> = Vec::new();
     let (mut cert, mut key, mut min_version) = (None, None, None);
@@ -36,7 +36,8 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
                 {
                     defaults.push(addr.clone());
                 }
-                listens.push((addr, ssl, h2));
+                let proxy_protocol = s.args.iter().any(|a| a == "proxy_protocol");
+                listens.push((addr, ssl, h2, proxy_protocol));
             }
             "server_name" => hosts.extend(
                 s.args
@@ -100,14 +101,18 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             | "proxy_next_upstream"
             | "proxy_next_upstream_tries"
             | "proxy_next_upstream_timeout"
-            | "proxy_http_version" => location_directive(out, s, &mut server_route),
+            | "proxy_http_version"
+            | "proxy_buffering"
+            | "proxy_request_buffering"
+            | "proxy_buffers"
+            | "proxy_buffer_size" => location_directive(out, s, &mut server_route),
             _ => common(out, s, None),
         }
     }
     if listens.is_empty() {
-        listens.push(("0.0.0.0:80".into(), false, false));
+        listens.push(("0.0.0.0:80".into(), false, false, false));
     }
-    for (addr, ssl, h2) in &listens {
+    for (addr, ssl, h2, proxy_protocol) in &listens {
         let i = match out.listeners.iter().position(|(a, _)| a == addr) {
             Some(i) => i,
             None => {
@@ -118,6 +123,7 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
         let l = &mut out.listeners[i].1;
         l.ssl |= *ssl;
         l.http2 |= *h2;
+        l.proxy_protocol |= *proxy_protocol;
         if *ssl {
             if let (Some(c), Some(k)) = (&cert, &key)
                 && !l.certs.contains(&(c.clone(), k.clone()))
@@ -138,7 +144,7 @@ pub(super) fn server(out: &mut Out, d: &Directive, http_compress: bool) {
             .map(|h| Some(h.trim_start_matches('.').to_string()))
             .collect()
     };
-    let addrs: Vec<String> = listens.iter().map(|(a, _, _)| a.clone()).collect();
+    let addrs: Vec<String> = listens.iter().map(|(a, ..)| a.clone()).collect();
     let first_route = out.routes.len();
     let server_files = server_route.files.clone();
     server_route.files.try_files = None;
@@ -237,7 +243,7 @@ fn location(out: &mut Out, loc: &Directive, base: &Route, host_list: &[Option<St
     }
     // `proxy_pass` first: the per-pool directives of the location need its pool.
     let mut inner: Vec<&Directive> = loc.block.iter().flatten().collect();
-    inner.sort_by_key(|s| s.name != "proxy_pass");
+    inner.sort_by_key(|s| !matches!(s.name.as_str(), "proxy_pass" | "grpc_pass"));
     let mut ifs = Vec::new();
     for s in inner {
         match s.name.as_str() {
@@ -409,7 +415,7 @@ fn if_route(out: &mut Out, d: &Directive, location: &Route) -> Option<Route> {
         IfCond::Host(h) => r.host = Some(h),
     }
     let mut inner: Vec<&Directive> = d.block.iter().flatten().collect();
-    inner.sort_by_key(|s| s.name != "proxy_pass");
+    inner.sort_by_key(|s| !matches!(s.name.as_str(), "proxy_pass" | "grpc_pass"));
     for s in inner {
         match s.name.as_str() {
             "return" => match translate_return(out, s) {

@@ -133,10 +133,6 @@ pub(super) fn upstream(out: &mut Out, d: &Directive) {
                     out.skip(s, "`server` needs an address");
                     continue;
                 }
-                if a0.starts_with("unix:") {
-                    out.skip(s, "Unix-socket servers are not translated");
-                    continue;
-                }
                 let addr = if a0.contains(':') {
                     a0.clone()
                 } else {

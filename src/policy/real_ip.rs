@@ -53,7 +53,7 @@ fn forwarded_for(real_ip: &RealIp, headers: &HeaderMap) -> Option<IpAddr> {
     }
     let mut found = None;
     for entry in entries.iter().rev() {
-        let ip = parse_ip(entry)?;
+        let Some(ip) = parse_ip(entry) else { break };
         found = Some(ip);
         if !real_ip.recursive || !real_ip.trusts(ip) {
             break;

@@ -290,12 +290,12 @@ fn maps_variables_error_pages_and_nginx_defaults_are_translated() {
 }
 
 #[test]
-fn a_config_whose_every_server_is_a_unix_socket_writes_nothing() {
+fn unix_sockets_real_ip_proxy_protocol_buffering_and_grpc_are_imported() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nginx.conf");
     std::fs::write(
         &conf,
-        "http {\n  upstream app { server unix:/run/app.sock; }\n  server { listen 8080; location / { proxy_pass http://app; } }\n}\n",
+        "http {\n  set_real_ip_from 10.0.0.0/8;\n  real_ip_header X-Forwarded-For;\n  real_ip_recursive on;\n  proxy_buffers 16 16k;\n  proxy_buffer_size 8k;\n  upstream app { server unix:/run/app.sock; }\n  server {\n    listen 8080 proxy_protocol;\n    location / { proxy_pass http://app; }\n    location /events { proxy_pass http://unix:/run/sse.sock:/stream/; proxy_buffering off; proxy_request_buffering off; }\n    location /hello.Greeter/ { grpc_pass grpc://127.0.0.1:50051; }\n  }\n}\n",
     )
     .unwrap();
     let out_path = dir.path().join("out.yaml");
@@ -307,11 +307,27 @@ fn a_config_whose_every_server_is_a_unix_socket_writes_nothing() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("nginx.conf:2: server: Unix-socket servers are not translated"));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let yaml = std::fs::read_to_string(&out_path).unwrap();
+    for expected in [
+        "    proxy_protocol: true\n",
+        "real_ip:\n  from: [\"10.0.0.0/8\"]\n  header: \"X-Forwarded-For\"\n  recursive: true\n",
+        // proxy_buffers 16 16k + proxy_buffer_size 8k; nginx buffers request bodies too.
+        "    buffering: {request: 1MiB, response: 264KiB}\n    servers:\n      - addr: \"unix:/run/app.sock\"\n",
+        // An event stream's pool is left streaming; nginx's Host for a socket is `localhost`.
+        "      - addr: \"unix:/run/sse.sock\"\n",
+        "\"Host\": \"localhost\"",
+        "rewrite: {from: \"^/(.*)$\", to: \"/stream/$1\"}",
+        "    protocol: h2c\n    servers:\n      - addr: \"127.0.0.1:50051\"\n",
+    ] {
+        assert!(yaml.contains(expected), "{expected:?} not in:\n{yaml}");
+    }
+    assert!(!yaml.contains("buffering: {response"), "{yaml}");
+    // What was written is a config switchyard accepts (the socket paths only warn).
+    let (ok, check) = support::check_file(&out_path);
+    assert!(ok, "{check}");
     assert!(
-        stderr.contains("so there is nothing to do; nothing was written"),
-        "{stderr}"
+        check.contains("/run/app.sock") && check.contains("does not exist"),
+        "{check}"
     );
-    assert!(!out_path.exists());
 }
