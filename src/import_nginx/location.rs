@@ -229,6 +229,10 @@ pub(super) fn location_directive(out: &mut Out, s: &Directive, r: &mut Route) {
                 out.skip(s, "the target has no host");
                 return;
             }
+            if let Some(Err(why)) = crate::config::Endpoint::parse_unix(host) {
+                out.skip(s, why);
+                return;
+            }
             if uri.is_some() && matches!(r.loc, Loc::Regex { .. }) {
                 out.skip(
                     s,

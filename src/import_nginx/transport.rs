@@ -55,14 +55,17 @@ pub(super) fn transport_directive(out: &mut Out, d: &Directive, route: Option<&m
     };
     match d.name.as_str() {
         "set_real_ip_from" => {
+            let cidr = a0.parse::<ipnet::IpNet>().is_ok() || a0.parse::<std::net::IpAddr>().is_ok();
             if a0 == "unix:" {
                 out.note(
                     d,
                     "connections over Unix sockets are not accepted by switchyard",
                     false,
                 );
-            } else {
+            } else if cidr {
                 out.real_ip.from.push(a0);
+            } else {
+                out.skip(d, "only addresses and CIDR blocks are translated");
             }
             real_ip_level(out, d, at_http);
         }
@@ -156,8 +159,28 @@ pub(super) fn grpc_pass(out: &mut Out, d: &Directive, r: &mut Route) {
     r.proxy_host = None;
 }
 
-/// Each pool's `buffering` from the locations that proxy to it (after every server is read).
+/// Each pool's `buffering` from the locations that proxy to it, and `real_ip` against the
+/// listeners (after every server is read).
 pub(super) fn settle(out: &mut Out) {
+    let from_proxy_header = out
+        .real_ip
+        .header
+        .as_deref()
+        .is_some_and(|h| h.eq_ignore_ascii_case("proxy_protocol"));
+    if from_proxy_header
+        && !out.listeners.iter().any(|(_, l)| l.proxy_protocol)
+        && !out.real_ip.from.is_empty()
+    {
+        // nginx has no PROXY address to take without a `listen … proxy_protocol`.
+        out.real_ip.from.clear();
+        out.notes.push(Note {
+            at: String::new(),
+            directive: "real_ip_header proxy_protocol".into(),
+            why: "no `listen … proxy_protocol`: the client address is the peer's, as in nginx"
+                .into(),
+            skipped: false,
+        });
+    }
     let http = out.http_buffering.clone();
     let mut settled: Vec<(String, Buffering)> = Vec::new();
     for r in &out.routes {

@@ -133,6 +133,10 @@ pub(super) fn upstream(out: &mut Out, d: &Directive) {
                     out.skip(s, "`server` needs an address");
                     continue;
                 }
+                if let Some(Err(why)) = crate::config::Endpoint::parse_unix(&a0) {
+                    out.skip(s, why);
+                    continue;
+                }
                 let addr = if a0.contains(':') {
                     a0.clone()
                 } else {

@@ -217,6 +217,26 @@ fn generated_configs_never_translate_into_what_check_refuses() {
         "try_files $nope =404",
         "gzip_static on",
         "autoindex on",
+        "grpc_pass grpc://127.0.0.1:50051",
+        "grpc_pass grpcs://up",
+        "grpc_pass up",
+        "grpc_pass unix:/run/g.sock",
+        "proxy_pass http://unix:/run/a.sock",
+        "proxy_pass http://unix:/run/a.sock:/x/",
+        "proxy_pass http://unix:",
+        "proxy_buffering off",
+        "proxy_buffering maybe",
+        "proxy_request_buffering off",
+        "proxy_buffers 4 32k",
+        "proxy_buffers x y",
+        "proxy_buffer_size 16k",
+        "set_real_ip_from 10.0.0.0/8",
+        "set_real_ip_from nonsense",
+        "set_real_ip_from unix:",
+        "real_ip_header X-Forwarded-For",
+        "real_ip_header proxy_protocol",
+        "real_ip_header CF-Connecting-IP",
+        "real_ip_recursive on",
     ];
     let stmt = |d: &str| {
         if d.ends_with('}') {
@@ -234,8 +254,13 @@ fn generated_configs_never_translate_into_what_check_refuses() {
         );
         for server in 0..rng.usize(1..3) {
             text.push_str(&format!(
-                "  server {{\n    listen {};\n",
-                8000 + rng.usize(0..2)
+                "  server {{\n    listen {}{};\n",
+                8000 + rng.usize(0..2),
+                if rng.usize(0..4) == 0 {
+                    " proxy_protocol"
+                } else {
+                    ""
+                }
             ));
             if rng.bool() {
                 text.push_str(&format!("    server_name s{server}.example;\n"));
