@@ -24,7 +24,7 @@ are intended are listed in KNOWN below, each with its reason.
 Exit status: 0 when every answer matched, 1 otherwise. Needs `nginx` on PATH (Debian's
 package); a config that nginx itself refuses fails the run.
 """
-import argparse, glob, http.client, json, os, re, shutil, signal, socket, ssl, subprocess
+import argparse, glob, http.client, json, os, re, shutil, signal, socket, socketserver, ssl, subprocess
 import sys, tempfile, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -92,6 +92,23 @@ def start_mock(label):
     return srv
 
 
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        conn, _ = super().get_request()
+        # BaseHTTPRequestHandler wants a (host, port) client address.
+        return conn, ("unix", 0)
+
+
+def start_unix_mock(label, path):
+    srv = UnixHTTPServer(path, Mock)
+    srv.handle_error = lambda *args: None
+    srv.label = label
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
 class Scratch:
     """A config's copy with every address on loopback, and the mocks behind it."""
 
@@ -129,7 +146,14 @@ class Scratch:
         return self.listens[addr]
 
     def upstream(self, addr, labels):
-        if addr.startswith("unix:") or addr == "127.0.0.1:9":
+        if addr.startswith("unix:"):
+            # A Unix-socket server: a mock on a socket in the scratch directory.
+            if addr not in self.mocks:
+                path = os.path.join(self.dir, "u%d.sock" % len(self.mocks))
+                self.mocks[addr] = start_unix_mock(labels.get(addr, addr), path)
+                self.mocks[addr].path = path
+            return "unix:" + self.mocks[addr].path
+        if addr == "127.0.0.1:9":
             return addr
         if addr not in self.mocks:
             self.mocks[addr] = start_mock(labels.get(addr, addr))
