@@ -100,21 +100,48 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
     let listen: Vec<String> = c
         .listeners
         .iter()
-        .map(|l| match &l.kind {
-            ListenerKind::Plain => l.addr.to_string(),
-            ListenerKind::Tls(t) => format!(
-                "{} (TLS, {} certificate{}{})",
-                l.addr,
-                t.certs.certs().len(),
-                if t.certs.certs().len() == 1 { "" } else { "s" },
-                if t.http2 { ", HTTP/2" } else { "" }
-            ),
-            ListenerKind::RedirectHttps { https_port } => {
-                format!("{} (redirect to HTTPS port {https_port})", l.addr)
+        .map(|l| {
+            let text = listener_text(l);
+            if l.proxy_protocol {
+                format!("{text} (PROXY protocol)")
+            } else {
+                text
             }
         })
         .collect();
     out += &format!("  listen     {}\n", listen.join(", "));
+    if let Some(r) = &c.real_ip {
+        out += &format!(
+            "  real_ip    {:?} from {}{}\n",
+            r.source,
+            r.from
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if r.recursive { ", recursive" } else { "" }
+        );
+    }
+    summary_rest(c, out)
+}
+
+fn listener_text(l: &switchyard::config::Listener) -> String {
+    match &l.kind {
+        ListenerKind::Plain => l.addr.to_string(),
+        ListenerKind::Tls(t) => format!(
+            "{} (TLS, {} certificate{}{})",
+            l.addr,
+            t.certs.certs().len(),
+            if t.certs.certs().len() == 1 { "" } else { "s" },
+            if t.http2 { ", HTTP/2" } else { "" }
+        ),
+        ListenerKind::RedirectHttps { https_port } => {
+            format!("{} (redirect to HTTPS port {https_port})", l.addr)
+        }
+    }
+}
+
+fn summary_rest(c: &Config, mut out: String) -> String {
     out += &format!("  admin      {}\n", c.admin_listen);
     for l in &c.listeners {
         if let ListenerKind::Tls(t) = &l.kind {
@@ -175,8 +202,23 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
             ),
             None => String::new(),
         };
+        let mut transport = String::new();
+        if u.protocol.is_h2() {
+            transport += &format!(", {}", u.protocol.name());
+        }
+        if let Some(v) = u.send_proxy_protocol {
+            transport += &format!(", PROXY {v:?} header sent");
+        }
+        for (what, n) in [
+            ("requests", u.buffering.request),
+            ("answers", u.buffering.response),
+        ] {
+            if n > 0 {
+                transport += &format!(", {what} buffered up to {n} bytes");
+            }
+        }
         out += &format!(
-            "    {} ({balance}, {n} server{}{dns}{health}{tls})\n",
+            "    {} ({balance}, {n} server{}{dns}{health}{tls}{transport})\n",
             u.name,
             if n == 1 { "" } else { "s" }
         );

@@ -72,10 +72,27 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 ppp::v1::Addresses::Unknown => None,
             },
         },
+        // A line not ended yet.
+        Ok(_) | Err(_) if buf.len() < V1_MAX && !buf.contains(&b'\n') && v1_partial(buf) => {
+            Parsed::Incomplete
+        }
         Ok(_) => Parsed::Invalid,
-        Err(e) if e.is_incomplete() && buf.len() < 107 => Parsed::Incomplete,
+        Err(e) if e.is_incomplete() && buf.len() < V1_MAX => Parsed::Incomplete,
         Err(_) => Parsed::Invalid,
     }
+}
+
+/// v1's longest line, `\r\n` included.
+const V1_MAX: usize = 107;
+
+/// Whether `buf` (no line end yet) could still become a v1 header: printable ASCII, with a
+/// `\r` only as its last byte.
+fn v1_partial(buf: &[u8]) -> bool {
+    let (body, _) = match buf.split_last() {
+        Some((b'\r', body)) => (body, true),
+        _ => (buf, false),
+    };
+    body.iter().all(|b| (0x20..0x7f).contains(b))
 }
 
 fn v2_source(h: &ppp::v2::Header<'_>) -> Option<SocketAddr> {
@@ -177,6 +194,11 @@ mod tests {
             }
         );
         assert_eq!(parse(b"PROXY TCP4 203.0"), Parsed::Incomplete);
+        // Every prefix of a header is incomplete, never refused.
+        let full = b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n";
+        for n in 0..full.len() {
+            assert_eq!(parse(&full[..n]), Parsed::Incomplete, "{n}");
+        }
         assert_eq!(parse(b"PRO"), Parsed::Incomplete);
         assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::Invalid);
         assert_eq!(parse(b"\x16\x03\x01"), Parsed::Invalid);

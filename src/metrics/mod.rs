@@ -220,7 +220,7 @@ impl Collector for StateCollector {
                 Family::NoServer,
                 counter(&[("upstream", name)], pool.stats.no_server()),
             );
-            if pool.config.buffering != Default::default() {
+            {
                 let st = &pool.stats;
                 for (i, direction) in ["request", "response"].into_iter().enumerate() {
                     for (result, n) in [

@@ -513,7 +513,7 @@ fn deploy_dashboards_use_only_exported_metric_names() {
         .filter_map(|l| l.split(' ').next())
         .map(String::from)
         .collect();
-    assert_eq!(exported.len(), 19, "{exported:?}");
+    assert_eq!(exported.len(), 20, "{exported:?}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
     for file in [
         "grafana/switchyard-dashboard.json",
