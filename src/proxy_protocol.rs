@@ -59,9 +59,21 @@ pub fn parse(buf: &[u8]) -> Parsed {
             Err(_) => Parsed::Invalid,
         };
     }
-    match ppp::v1::Header::try_from(buf) {
-        Ok(h) if h.header.ends_with("\r\n") => Parsed::Header {
-            len: h.header.len(),
+    // A v1 header is one line: it ends at the first CRLF (after `UNKNOWN`, any bytes may come
+    // before it), within 107 bytes. Until then it is incomplete.
+    let Some(end) = memchr::memmem::find(buf, b"\r\n").map(|i| i + 2) else {
+        return if buf.len() < V1_MAX {
+            Parsed::Incomplete
+        } else {
+            Parsed::Invalid
+        };
+    };
+    if end > V1_MAX {
+        return Parsed::Invalid;
+    }
+    match ppp::v1::Header::try_from(&buf[..end]) {
+        Ok(h) if h.header.len() == end => Parsed::Header {
+            len: end,
             source: match h.addresses {
                 ppp::v1::Addresses::Tcp4(a) => {
                     Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port))
@@ -72,28 +84,12 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 ppp::v1::Addresses::Unknown => None,
             },
         },
-        // A line not ended yet.
-        Ok(_) | Err(_) if buf.len() < V1_MAX && !buf.contains(&b'\n') && v1_partial(buf) => {
-            Parsed::Incomplete
-        }
-        Ok(_) => Parsed::Invalid,
-        Err(e) if e.is_incomplete() && buf.len() < V1_MAX => Parsed::Incomplete,
-        Err(_) => Parsed::Invalid,
+        _ => Parsed::Invalid,
     }
 }
 
 /// v1's longest line, `\r\n` included.
 const V1_MAX: usize = 107;
-
-/// Whether `buf` (no line end yet) could still become a v1 header: printable ASCII, with a
-/// `\r` only as its last byte.
-fn v1_partial(buf: &[u8]) -> bool {
-    let (body, _) = match buf.split_last() {
-        Some((b'\r', body)) => (body, true),
-        _ => (buf, false),
-    };
-    body.iter().all(|b| (0x20..0x7f).contains(b))
-}
 
 fn v2_source(h: &ppp::v2::Header<'_>) -> Option<SocketAddr> {
     if h.command == ppp::v2::Command::Local {
@@ -194,10 +190,17 @@ mod tests {
             }
         );
         assert_eq!(parse(b"PROXY TCP4 203.0"), Parsed::Incomplete);
-        // Every prefix of a header is incomplete, never refused.
-        let full = b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n";
-        for n in 0..full.len() {
-            assert_eq!(parse(&full[..n]), Parsed::Incomplete, "{n}");
+        // Every prefix of a header is incomplete, never refused; `UNKNOWN` may be followed by
+        // anything up to the line end (found by the fuzz target).
+        for full in [
+            &b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n"[..],
+            b"PROXY UNKNOWN 0\0\0PROXY \0\x16\r\n",
+            b"PROXY UNKNOWN \n\0\x004IT\ncccc\r\n",
+        ] {
+            assert!(matches!(parse(full), Parsed::Header { .. }));
+            for n in 0..full.len() {
+                assert_eq!(parse(&full[..n]), Parsed::Incomplete, "{n}");
+            }
         }
         assert_eq!(parse(b"PRO"), Parsed::Incomplete);
         assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::Invalid);
