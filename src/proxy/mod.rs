@@ -30,10 +30,8 @@ pub mod respond;
 pub mod retry;
 mod route;
 
-use crate::access_log::Entry;
-use crate::config::{HashKey, Outcome, Respond};
+use crate::config::{HashKey, Outcome};
 use crate::edge::{self, Serve};
-use crate::log_summary::Failure as Tallied;
 use crate::policy::{self, Rejection};
 use crate::state::Store;
 use async_trait::async_trait;
@@ -47,7 +45,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpUpstreamRequestPolicy;
 use pingora::{ErrorSource, ErrorType, RetryType};
 use request::{cookie, facts, local_addr, status_for};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The `ProxyHttp` implementation; one per process, shared by all worker threads.
 pub struct Switchyard {
