@@ -14,7 +14,9 @@ fn pool(n: usize) -> Vec<Server> {
             let stats = Arc::new(ServerStats::new());
             Server {
                 config: ServerConfig {
-                    socket: addr.parse().expect("valid address"),
+                    socket: switchyard::config::Endpoint::Inet(
+                        addr.parse().expect("valid address"),
+                    ),
                     addr,
                     weight: Weight::try_new(1 + (i % 3) as u32).expect("valid weight"),
                     max_conns: None,
