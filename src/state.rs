@@ -173,12 +173,15 @@ impl LivePool {
     }
 
     /// The `Host` a request of switchyard's own (a health check) sends to `server`: the
-    /// pool's `tls.sni` when set, else the server's `addr` as configured.
+    /// pool's `tls.sni` when set, else the server's `addr` as configured (`localhost` for a Unix
+    /// socket, as nginx sends).
     pub fn own_host<'a>(&'a self, server: &'a Server) -> &'a str {
-        self.tls
-            .as_ref()
-            .and_then(PeerTls::sni)
-            .unwrap_or(server.config.addr.as_str())
+        let addr = match server.config.socket {
+            // nginx's `Host` for a Unix socket.
+            config::Endpoint::Unix(_) => "localhost",
+            config::Endpoint::Inet(_) => server.config.addr.as_str(),
+        };
+        self.tls.as_ref().and_then(PeerTls::sni).unwrap_or(addr)
     }
 }
 

@@ -6,7 +6,8 @@
 //! included): the proxy on the proxy port, the admin API on the admin port (SPEC §9: the admin
 //! port has the proxy port's head limits).
 //! HTTP/2 with prior knowledge (h2c) is recognised by its preface and handed to pingora's
-//! HTTP/2 server.
+//! HTTP/2 server. On a `proxy_protocol` listener the PROXY header is read first, before TLS
+//! (`proxy_header.rs`), and names the connection's client.
 //!
 //! On a TLS listener the handshake comes first (within `limits.header_read_timeout`), then ALPN
 //! decides: `h2` goes to pingora's HTTP/2 server (whose own limits apply: see `server.rs`), anything

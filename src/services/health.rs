@@ -94,7 +94,11 @@ impl Checker {
             req.insert_header(http::header::HOST, host).ok()?;
             req.insert_header(http::header::USER_AGENT, "switchyard-health-check")
                 .ok()?;
-            req.insert_header(http::header::CONNECTION, "close").ok()?;
+            if peer.options.alpn.get_min_http_version() < 2 {
+                // HTTP/2 has no `Connection` field (RFC 9113 §8.2.2): h2c / h2 pools' probes
+                // share one connection.
+                req.insert_header(http::header::CONNECTION, "close").ok()?;
+            }
             session.write_request_header(Box::new(req)).await.ok()?;
             session.finish_request_body().await.ok()?;
             session.read_response_header().await.ok()?;

@@ -219,9 +219,22 @@ fn grpc_calls_pass_through_an_h2c_pool() {
     let flaky = GrpcServer::start("a", true);
     let good = GrpcServer::start("b", false);
     let p = Proxy::start(&format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 1\nupstreams:\n  grpc:\n    protocol: h2c\n    balance: round_robin\n    retry: {{on: [error, timeout, grpc_14]}}\n    circuit_breaker: {{on: [error, grpc_14], failures: 100}}\n    servers: [{{addr: \"{}\"}}, {{addr: \"{}\"}}]\n",
+        "listen: [\"{{listen}}\"]\nadmin: {{listen: \"{{admin}}\"}}\nthreads: 1\nupstreams:\n  grpc:\n    protocol: h2c\n    balance: round_robin\n    retry: {{on: [error, timeout, grpc_14]}}\n    circuit_breaker: {{on: [error, grpc_14], failures: 100}}\n    health_check: {{path: /t.Echo/Unary, interval: 100ms}}\n    servers: [{{addr: \"{}\"}}, {{addr: \"{}\"}}]\n",
         flaky.addr, good.addr
     ));
+    // Health checks speak HTTP/2 to an h2c pool: the servers answer them, and stay healthy.
+    support::wait_until(
+        "both servers answered health checks",
+        Duration::from_secs(5),
+        || flaky.calls.load(Ordering::SeqCst) >= 3 && good.calls.load(Ordering::SeqCst) >= 3,
+    );
+    for server in [flaky.addr, good.addr] {
+        let healthy = metric(
+            &p,
+            &format!("switchyard_upstream_healthy{{server=\"{server}\",upstream=\"grpc\"}}"),
+        );
+        assert_eq!(healthy, 1.0, "{server}");
+    }
     let addr = p.addr;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -291,7 +304,6 @@ fn grpc_calls_pass_through_an_h2c_pool() {
         "switchyard_retries_total{reason=\"grpc_14\",upstream=\"grpc\"}",
     );
     assert!(retries >= 1.0, "retries by grpc_14: {retries}");
-    assert!(flaky.calls.load(Ordering::SeqCst) >= 1);
 
     // An HTTP/1.1 client reaches the same h2c pool (the server checks `te: trailers`, which
     // an HTTP/1.1 client sends too).
