@@ -12,6 +12,8 @@ literal addresses in `listen`, upstream `server` and `proxy_pass` lines are move
 too, so every byte of traffic stays on 127.0.0.1.
 
 The requests are the config's `# diff: [@LISTENn@] METHOD PATH [Name=Value ...]` lines
+(`PROXY-V1=ADDR` / `PROXY-V2=ADDR` is no header: the connection starts with a PROXY protocol
+header naming ADDR, for `listen … proxy_protocol` configs)
 (`443 GET …` or `@LISTEN2@ GET …` for another listener; default: `GET /` with each
 `server_name` and with an unknown host). Compared, per request:
 the status (or that the connection was closed without one), which upstream answered (the
@@ -203,7 +205,24 @@ def is_tls(text, listen_ph):
     return False
 
 
+def proxy_header(headers):
+    """The PROXY protocol header a `# diff:` line asks for (`PROXY-V1=SRC` or `PROXY-V2=SRC`,
+    an IPv4 source), and the headers left for HTTP."""
+    rest, first = [], b""
+    for k, v in headers:
+        if k.upper() == "PROXY-V1":
+            first = f"PROXY TCP4 {v} 127.0.0.1 40000 80\r\n".encode()
+        elif k.upper() == "PROXY-V2":
+            addrs = socket.inet_aton(v) + socket.inet_aton("127.0.0.1") + (40000).to_bytes(2, "big") \
+                + (80).to_bytes(2, "big")
+            first = b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + len(addrs).to_bytes(2, "big") + addrs
+        else:
+            rest.append((k, v))
+    return first, rest
+
+
 def send(addr, tls, method, path, headers):
+    first, headers = proxy_header(headers)
     host, port = addr.rsplit(":", 1)
     sni = dict((k.lower(), v) for k, v in headers).get("host", "localhost").split(":")[0]
     try:
@@ -218,6 +237,9 @@ def send(addr, tls, method, path, headers):
             c.sock = ctx.wrap_socket(socket.create_connection((host, int(port)), 5), server_hostname=sni)
         else:
             c = http.client.HTTPConnection(host, int(port), timeout=5)
+            if first:
+                c.sock = socket.create_connection((host, int(port)), 5)
+                c.sock.sendall(first)
         c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         for k, v in headers:
             c.putheader(k, v)
