@@ -93,7 +93,7 @@ pub(super) fn send_client_header(
         _ => crate::proxy_protocol::local(version),
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    session.client_addr().map(ToString::to_string).hash(&mut h);
+    session.client_addr().hash(&mut h);
     local.hash(&mut h);
     // u64::MAX is the health checks' group.
     peer.group_key = h.finish().min(u64::MAX - 1);
